@@ -75,6 +75,13 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--detector", choices=("hog", "cnn"), default="hog", help="face detector")
     batch.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (1-100)")
     batch.add_argument(
+        "--max-megapixels",
+        type=float,
+        default=100.0,
+        metavar="MP",
+        help="refuse larger images before decoding them (default 100)",
+    )
+    batch.add_argument(
         "--allow-output-in-input",
         action="store_true",
         help="allow OUT_DIR to be inside IN_DIR (inputs are still never overwritten)",
@@ -131,6 +138,9 @@ def _run_batch(options: argparse.Namespace) -> int:
     if not 1 <= options.quality <= 100:
         _error(f"--quality must be 1-100, got {options.quality}")
         return EXIT_USAGE
+    if options.max_megapixels <= 0:
+        _error(f"--max-megapixels must be positive, got {options.max_megapixels}")
+        return EXIT_USAGE
     try:
         registry = ModelRegistry.default(options.models_dir)
         cache = SessionCache()
@@ -145,6 +155,7 @@ def _run_batch(options: argparse.Namespace) -> int:
             recursive=options.recursive,
             allow_output_in_input=options.allow_output_in_input,
             jpeg_quality=options.quality,
+            max_pixels=int(options.max_megapixels * 1_000_000),
         )
         bar = _ProgressBar(sys.stderr, enabled=not options.quiet)
 

@@ -120,7 +120,7 @@ def load_photo(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
             image = Image.open(path)
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(
-            f"{path}: image is too large to open safely (over the limit of {max_pixels / 1e6:.0f} MP)"
+            f"{path}: image is too large to open safely (over the limit of {_megapixels(max_pixels)})"
         ) from exc
     except UnidentifiedImageError as exc:
         raise ImageReadError(f"{path}: not a recognised image file") from exc
@@ -135,8 +135,8 @@ def load_photo(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
         width, height = image.size
         if width * height > max_pixels:
             raise ImageTooLargeError(
-                f"{path}: {width}×{height} pixels ({width * height / 1e6:.0f} MP) is over the limit of "
-                f"{max_pixels / 1e6:.0f} MP"
+                f"{path}: {width}×{height} pixels ({_megapixels(width * height)}) is over the limit of "
+                f"{_megapixels(max_pixels)}"
             )
         if width == 0 or height == 0:
             raise ImageReadError(f"{path}: image has no pixels ({width}×{height})")
@@ -145,6 +145,10 @@ def load_photo(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageReadError(f"{path}: truncated or corrupt image data ({exc})") from exc
         return _photo_from_image(image, path)
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:.3g} MP"
 
 
 def _photo_from_image(image: Image.Image, path: Path | None) -> Photo:
