@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) -m pip install --quiet -e ".[dev]"
+	$(VPY) -m pip install --quiet -e ".[dev,train]"
 	@touch $(STAMP)
 
 venv: $(STAMP)

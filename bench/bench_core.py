@@ -23,12 +23,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from diat_studio.core.alignment import align_face, paste_back  # noqa: E402
-from diat_studio.core.faces import FaceDetector  # noqa: E402
-from diat_studio.core.inference import Device, load_attribute_model  # noqa: E402
-from diat_studio.core.regions import RegionKind, region_polygon  # noqa: E402
-from diat_studio.core.registry import ModelRegistry  # noqa: E402
-from tests import onnx_fixtures  # noqa: E402
+from diat_studio.core.alignment import align_face, paste_back
+from diat_studio.core.faces import FaceDetector
+from diat_studio.core.inference import Device, load_attribute_model
+from diat_studio.core.regions import RegionKind, region_polygon
+from diat_studio.core.registry import ModelRegistry
+from tests import onnx_fixtures
 
 SIZES = {"0.25 MP": (512, 512), "2 MP": (1632, 1224), "12 MP": (4000, 3000)}
 
@@ -56,7 +56,9 @@ def median_ms(function: Callable[[], object], repeat: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=5)
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
@@ -97,7 +99,9 @@ def main() -> None:
                     median_ms(paste, options.repeat),
                 )
             )
-    print("| photo | pixels | detect + landmarks | landmarks only | align | inference (fixture) | paste-back |")
+    print(
+        "| photo | pixels | detect + landmarks | landmarks only | align | inference (fixture) | paste-back |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|")
     for label, size, *times in rows:
         print(f"| {label} | {size} | " + " | ".join(f"{t:.1f} ms" for t in times) + " |")

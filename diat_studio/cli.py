@@ -10,12 +10,10 @@ import argparse
 import platform
 import signal
 import sys
-import time
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
 
 from diat_studio import __version__
 
@@ -133,6 +131,7 @@ def _run_batch(options: argparse.Namespace) -> int:
     from diat_studio.core.errors import DiatError
     from diat_studio.core.faces import FaceDetector
     from diat_studio.core.inference import Device, SessionCache, load_attribute_model
+    from diat_studio.core.progress import ProgressBar
     from diat_studio.core.registry import ModelRegistry
 
     if not 1 <= options.quality <= 100:
@@ -157,10 +156,10 @@ def _run_batch(options: argparse.Namespace) -> int:
             jpeg_quality=options.quality,
             max_pixels=int(options.max_megapixels * 1_000_000),
         )
-        bar = _ProgressBar(sys.stderr, enabled=not options.quiet)
+        bar = ProgressBar(sys.stderr, enabled=not options.quiet)
 
         def progress(done: int, total: int, result: FileResult) -> None:
-            bar.update(done, total, result)
+            bar.update(done, total, f"{result.path}: {result.status.value}")
 
         runner = BatchRunner(
             options.input_dir, options.output_dir, models, FaceDetector(options.detector), settings, progress
@@ -189,50 +188,6 @@ def _run_batch(options: argparse.Namespace) -> int:
     if report.cancelled:
         return EXIT_CANCELLED
     return EXIT_FAILED if report.failed else EXIT_OK
-
-
-class _ProgressBar:
-    """A one-line bar with rate and ETA on a terminal; one line per file otherwise (logs, CI)."""
-
-    def __init__(self, stream: TextIO, enabled: bool = True, width: int = 28) -> None:
-        self.stream = stream
-        self.enabled = enabled
-        self.width = width
-        self.started = time.monotonic()
-        self.tty = stream.isatty()
-        self.shown = False
-
-    def update(self, done: int, total: int, result: object) -> None:
-        if not self.enabled:
-            return
-        elapsed = time.monotonic() - self.started
-        rate = done / elapsed if elapsed > 0 else 0.0
-        eta = (total - done) / rate if rate > 0 else 0.0
-        status = getattr(result, "status", None)
-        name = getattr(result, "path", "")
-        label = getattr(status, "value", "")
-        if self.tty:
-            filled = int(self.width * done / max(total, 1))
-            bar = "█" * filled + "·" * (self.width - filled)
-            line = (
-                f"\r[{bar}] {done}/{total} {100 * done / max(total, 1):3.0f}% "
-                f"{rate:.2f} files/s ETA {_clock(eta)}  {name[-30:]:<30}"
-            )
-            self.stream.write(line)
-            self.shown = True
-        else:
-            self.stream.write(f"[{done}/{total}] {name}: {label}\n")
-        self.stream.flush()
-
-    def finish(self) -> None:
-        if self.enabled and self.tty and self.shown:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 # -- models / info -------------------------------------------------------------------------------------

@@ -129,9 +129,21 @@ def test_console_script_prints_no_traceback(tmp_path: Path, isolated_user_dirs) 
     assert result.stderr.strip() == "diat-studio: error: no model named 'x' (available: none installed)"
 
 
-def test_pixel_limit_is_configurable(photos: Path, tmp_path: Path, models_root: Path, isolated_user_dirs,
-                                     capsys) -> None:
-    code = main(["batch", str(photos), str(tmp_path / "out"), "--edit", "redden-mouth",
-                 "--max-megapixels", "0.1", "--models-dir", str(models_root)])
+def test_pixel_limit_is_configurable(
+    photos: Path, tmp_path: Path, models_root: Path, isolated_user_dirs, capsys
+) -> None:
+    code = main(
+        [
+            "batch",
+            str(photos),
+            str(tmp_path / "out"),
+            "--edit",
+            "redden-mouth",
+            "--max-megapixels",
+            "0.1",
+            "--models-dir",
+            str(models_root),
+        ]
+    )
     assert code == EXIT_FAILED
     assert "a.jpg: 512×512 pixels (0.262 MP) is over the limit of 0.1 MP" in capsys.readouterr().err

@@ -1,24 +1,332 @@
-"""`diat-studio-train`: the torch trainer (data preparation, DIAT / DIAT-A training, export, evaluation).
+"""`diat-studio-train`: prepare data, train DIAT / DIAT-A stages, export to ONNX, evaluate.
 
-The trainer is the subject of its own issue; until it lands this entry point says so and exits 3.
+    diat-studio-train prepare SOURCE OUT --layout celeba|utkface|custom
+    diat-studio-train train --stage STAGE --data DATA [options]     (--dry-run, --resume RUN)
+    diat-studio-train classifier --data DATA --attribute NAME     (the independent evaluator)
+    diat-studio-train export RUN --out DIR [--enhancer RUN]
+    diat-studio-train evaluate MODEL_DIR --data DATA --classifier RUN
+
+Every `train` builds a typed TrainConfig, writes it as JSON into a new numbered run folder
+(runs/00001-<stage>-<name>) and runs the training loop; Ctrl-C checkpoints and stops, `--resume RUN`
+continues from the last checkpoint. Exit codes: 0 done, 1 failed, 2 bad usage, 130 interrupted.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import signal
 import sys
+import types
+import typing
 from collections.abc import Sequence
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Any
 
-EXIT_NOT_BUILT = 3
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+_NOT_OPTIONS = {"stage", "data", "extra"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    print(
-        "diat-studio-train is not built yet: it will prepare aligned datasets, train DIAT / DIAT-A\n"
-        "transform and enhancement networks, export ONNX models with a manifest.json for the app,\n"
-        "and evaluate them. Install its dependencies with: pip install -e '.[train]'",
-        file=sys.stderr,
+    parser = _parser()
+    try:
+        options = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    if not hasattr(options, "handler"):
+        parser.print_help()
+        return EXIT_USAGE
+    from diat_studio.core.errors import DiatError
+
+    try:
+        return int(options.handler(options))
+    except (DiatError, ValueError, FileNotFoundError) as exc:
+        print(f"diat-studio-train: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _parser() -> argparse.ArgumentParser:
+    from trainer.config import TrainConfig
+
+    parser = argparse.ArgumentParser(
+        prog="diat-studio-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    return EXIT_NOT_BUILT
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    prepare = commands.add_parser("prepare", help="align a source of photos into a training dataset")
+    prepare.add_argument(
+        "source", type=Path, help="CelebA / UTKFace folder, or a folder with with/ and without/"
+    )
+    prepare.add_argument("out", type=Path, help="the dataset folder to write")
+    prepare.add_argument("--layout", choices=("celeba", "utkface", "custom"), required=True)
+    prepare.add_argument("--size", type=int, default=128, help="crop size in pixels (default 128)")
+    prepare.add_argument("--heldout", type=float, default=0.1, help="held-out fraction (default 0.1)")
+    prepare.add_argument("--seed", type=int, default=0, help="seed of the train/held-out split")
+    prepare.add_argument("--limit", type=int, help="only the first N photos")
+    prepare.add_argument("--attribute", default="Attribute", help="custom layout: the attribute's name")
+    prepare.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 8))
+    prepare.set_defaults(handler=_run_prepare)
+
+    train = commands.add_parser("train", help="train one stage (see trainer/stages.py for the schedule)")
+    from trainer.stages import STAGES
+
+    train.add_argument("--stage", choices=sorted(STAGES), help="required unless --resume")
+    train.add_argument("--data", help="a prepared dataset folder (required unless --resume)")
+    _add_config_options(train, TrainConfig)
+    train.add_argument(
+        "--resume", type=Path, metavar="RUN", help="continue this run from its last checkpoint"
+    )
+    train.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    train.add_argument("-q", "--quiet", action="store_true")
+    train.set_defaults(handler=_run_train)
+
+    classifier = commands.add_parser("classifier", help="train the independent evaluator classifier")
+    classifier.add_argument("--data", required=True)
+    classifier.add_argument("--attribute", required=True)
+    classifier.add_argument("--steps", type=int, default=1500)
+    classifier.add_argument("--batch-size", type=int, default=32)
+    classifier.add_argument("--classifier-width", type=int, default=32)
+    classifier.add_argument("--runs-dir", default="runs")
+    classifier.add_argument("--device", default="auto")
+    classifier.add_argument("--dry-run", action="store_true")
+    classifier.add_argument("-q", "--quiet", action="store_true")
+    classifier.set_defaults(handler=_run_classifier)
+
+    export = commands.add_parser("export", help="export a trained transform (+ enhancer) for the app")
+    export.add_argument("run", type=Path, metavar="RUN", help="a finished 'diat' run")
+    export.add_argument("--out", type=Path, required=True, help="the model folder to write")
+    export.add_argument("--enhancer", type=Path, metavar="RUN", help="an enhance-local / enhance-global run")
+    export.add_argument("--name", help="model name (default: the folder name)")
+    export.add_argument("--display-name")
+    export.set_defaults(handler=_run_export)
+
+    evaluate = commands.add_parser("evaluate", help="measure an exported model on held-out faces")
+    evaluate.add_argument("model", type=Path, metavar="MODEL_DIR")
+    evaluate.add_argument(
+        "--data", type=Path, required=True, help="the prepared dataset (its held-out split)"
+    )
+    evaluate.add_argument("--classifier", type=Path, required=True, metavar="RUN", help="an 'evaluator' run")
+    evaluate.add_argument("--limit", type=int, default=500, help="at most this many held-out faces")
+    evaluate.add_argument(
+        "--no-manifest", action="store_true", help="do not write the metrics into the manifest"
+    )
+    evaluate.set_defaults(handler=_run_evaluate)
+    return parser
+
+
+def _add_config_options(parser: argparse.ArgumentParser, config_type: type) -> None:
+    """One --option per TrainConfig field, typed from the dataclass (defaults stay in the dataclass)."""
+    hints = typing.get_type_hints(config_type)
+    group = parser.add_argument_group("training configuration (defaults from trainer.config.TrainConfig)")
+    for field in fields(config_type):
+        if field.name in _NOT_OPTIONS:
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        hint = hints[field.name]
+        default = field.default if field.default is not MISSING else None
+        help_text = f"default: {default}"
+        base = _base_type(hint)
+        if base is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif base is tuple:
+            group.add_argument(
+                flag, type=float, nargs=2, default=None, metavar=("LOW", "HIGH"), help=help_text
+            )
+        else:
+            group.add_argument(flag, type=base, default=None, help=help_text)
+
+
+def _base_type(hint: Any) -> type:
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    origin = typing.get_origin(hint)
+    return origin if origin is not None else hint
+
+
+def _config_overrides(options: argparse.Namespace) -> dict[str, Any]:
+    from trainer.config import TrainConfig
+
+    names = {f.name for f in fields(TrainConfig)} - _NOT_OPTIONS
+    return {name: getattr(options, name) for name in names if getattr(options, name, None) is not None}
+
+
+def _run_prepare(options: argparse.Namespace) -> int:
+    from diat_studio.core.progress import ProgressBar
+    from trainer.prepare import PrepareConfig, prepare_dataset
+
+    config = PrepareConfig(
+        str(options.source),
+        str(options.out),
+        options.layout,
+        options.size,
+        options.heldout,
+        options.seed,
+        options.limit,
+        options.attribute,
+        options.workers,
+    )
+    bar = ProgressBar(sys.stderr, unit="photos")
+    summary = prepare_dataset(
+        config,
+        lambda done, total: bar.update(done, total, "aligning") if done % 50 == 0 or done == total else None,
+    )
+    bar.finish()
+    print(
+        f"{summary['aligned']} of {summary['photos']} photos aligned into {options.out} "
+        f"({summary['split']['train']} train, {summary['split']['heldout']} held out)"
+    )  # type: ignore[index]
+    if summary["not_aligned"]:
+        print(f"{summary['not_aligned']} photos had no usable face (listed in {options.out}/prepare.json):")
+        for failure in summary["failures"][:20]:  # type: ignore[index]
+            print(f"  {failure['file']}: {failure['reason']}")
+    return EXIT_OK
+
+
+def _run_train(options: argparse.Namespace) -> int:
+    from trainer.config import TrainConfig
+    from trainer.runs import run_config
+
+    overrides = _config_overrides(options)
+    if options.resume:
+        data = run_config(options.resume)
+        data.update(overrides)
+        config = TrainConfig.from_dict(data)
+    else:
+        if not options.stage or not options.data:
+            print(
+                "diat-studio-train: error: train needs --stage and --data (or --resume RUN)", file=sys.stderr
+            )
+            return EXIT_USAGE
+        config = TrainConfig(stage=options.stage, data=options.data, **overrides)
+    if options.dry_run:
+        print(config.to_json(), end="")
+        return EXIT_OK
+    return _train(config, options.resume, options.quiet)
+
+
+def _train(config: Any, resume: Path | None, quiet: bool) -> int:
+    from diat_studio.core.progress import ProgressBar
+    from trainer.runs import CONFIG_FILE
+    from trainer.training_loop import training_loop
+
+    rank = int(os.environ.get("RANK", "0"))
+    run_dir = Path(resume) if resume else _shared_run_folder(config, rank)
+    if rank == 0:
+        (run_dir / CONFIG_FILE).write_text(config.to_json())
+        print(f"run folder: {run_dir}", file=sys.stderr)
+    aborted = False
+
+    def on_interrupt(_signum: int, _frame: Any) -> None:
+        nonlocal aborted
+        aborted = True
+        print("\ndiat-studio-train: stopping after this step and saving a checkpoint…", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    bar = ProgressBar(sys.stderr, unit="steps", enabled=not quiet and rank == 0)
+    start_step: list[int] = []
+
+    def progress(step: int, total: int, losses: dict[str, float]) -> None:
+        if not start_step:
+            start_step.append(step - 1)
+        if bar.tty or step % config.log_every == 0 or step == total:
+            text = " ".join(f"{k}={v:.4g}" for k, v in list(losses.items())[:4])
+            bar.update(step, total, text, start=start_step[0])
+
+    try:
+        result = training_loop(
+            config, run_dir, resume=resume is not None, progress=progress, should_abort=lambda: aborted
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        bar.finish()
+    if rank == 0:
+        print(json.dumps({"run": str(run_dir), **result}))
+    return EXIT_INTERRUPTED if result["status"] == "aborted" else EXIT_OK
+
+
+def _shared_run_folder(config: Any, rank: int) -> Path:
+    """Rank 0 makes the numbered folder; under torchrun the others learn its name by broadcast."""
+    from trainer.runs import new_run_folder
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    name = config.name or "-".join(
+        filter(
+            None,
+            [
+                config.attribute,
+                config.direction if config.attribute else None,
+                config.variant if config.stage == "diat" else None,
+            ],
+        )
+    )
+    if world <= 1:
+        return new_run_folder(Path(config.runs_dir), config.stage, name)
+    import torch
+    import torch.distributed as torch_dist
+
+    if not torch_dist.is_initialized():
+        use_nccl = config.device != "cpu" and torch.cuda.is_available()
+        torch_dist.init_process_group("nccl" if use_nccl else "gloo")
+    holder = [str(new_run_folder(Path(config.runs_dir), config.stage, name)) if rank == 0 else ""]
+    torch_dist.broadcast_object_list(holder, src=0)
+    return Path(holder[0])
+
+
+def _run_classifier(options: argparse.Namespace) -> int:
+    from trainer.config import TrainConfig
+
+    config = TrainConfig(
+        stage="evaluator",
+        data=options.data,
+        attribute=options.attribute,
+        steps=options.steps,
+        batch_size=options.batch_size,
+        classifier_width=options.classifier_width,
+        runs_dir=options.runs_dir,
+        device=options.device,
+        lr=3e-4,
+        sample_every=max(options.steps // 5, 1),
+        checkpoint_every=max(options.steps // 5, 1),
+        name=f"{options.attribute}-classifier",
+    )
+    if options.dry_run:
+        print(config.to_json(), end="")
+        return EXIT_OK
+    return _train(config, None, options.quiet)
+
+
+def _run_export(options: argparse.Namespace) -> int:
+    from trainer.export import export_model
+
+    folder = export_model(
+        options.run,
+        options.out,
+        enhancer_run=options.enhancer,
+        name=options.name,
+        display_name=options.display_name,
+    )
+    print(f"exported to {folder}")
+    return EXIT_OK
+
+
+def _run_evaluate(options: argparse.Namespace) -> int:
+    from trainer.evaluate import evaluate_model
+
+    report = evaluate_model(
+        options.model,
+        options.data,
+        options.classifier,
+        limit=options.limit,
+        update_manifest=not options.no_manifest,
+    )
+    print(json.dumps(report["metrics"], indent=2))
+    return EXIT_OK
 
 
 if __name__ == "__main__":

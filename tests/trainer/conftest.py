@@ -1,0 +1,74 @@
+"""A small real-face training set for the trainer tests, made from the astronaut photo (public domain).
+
+"with/" has dark glasses drawn over the eyes, "without/" does not; both get small random rotations,
+scales, shifts, flips and exposure changes so that every crop differs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from diat_studio.core.faces import Face
+from trainer.prepare import PrepareConfig, prepare_dataset
+
+PER_CLASS = 12
+CROP = 64
+
+
+def _variant(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    angle = rng.uniform(-8, 8)
+    scale = rng.uniform(0.9, 1.1)
+    matrix = cv2.getRotationMatrix2D((256 + rng.uniform(-10, 10), 200 + rng.uniform(-10, 10)), angle, scale)
+    warped = cv2.warpAffine(image, matrix, (512, 512), borderMode=cv2.BORDER_REFLECT)
+    if rng.random() < 0.5:
+        warped = warped[:, ::-1]
+    return np.clip(warped.astype(float) * rng.uniform(0.85, 1.15), 0, 255).astype(np.uint8)
+
+
+def _with_glasses(image: np.ndarray, face: Face) -> np.ndarray:
+    out = image.copy()
+    marks = face.landmarks
+    for eye in (marks[36:42], marks[42:48]):
+        centre = tuple(int(v) for v in eye.mean(0))
+        cv2.ellipse(out, centre, (14, 10), 0, 0, 360, (20, 20, 25), -1)
+    bridge = tuple(int(v) for v in marks[27])
+    cv2.line(out, tuple(int(v) for v in marks[39]), bridge, (20, 20, 25), 3)
+    cv2.line(out, bridge, tuple(int(v) for v in marks[42]), (20, 20, 25), 3)
+    return out
+
+
+@pytest.fixture(scope="session")
+def face_photos(
+    tmp_path_factory: pytest.TempPathFactory, astronaut: np.ndarray, astronaut_face: Face
+) -> Path:
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(7)
+    glasses = _with_glasses(astronaut, astronaut_face)
+    for folder, source in (("with", glasses), ("without", astronaut)):
+        (root / folder).mkdir()
+        for index in range(PER_CLASS):
+            Image.fromarray(_variant(source, rng)).save(root / folder / f"{index:02d}.jpg", quality=92)
+    Image.fromarray(np.full((300, 300, 3), 90, np.uint8)).save(root / "without" / "blank.png")
+    (root / "with" / "not-a-photo.jpg").write_text("text")
+    return root
+
+
+@pytest.fixture(scope="session")
+def dataset_dir(tmp_path_factory: pytest.TempPathFactory, face_photos: Path) -> Path:
+    out = tmp_path_factory.mktemp("dataset")
+    config = PrepareConfig(
+        str(face_photos),
+        str(out),
+        layout="custom",
+        size=CROP,
+        heldout_fraction=0.25,
+        attribute="Eyeglasses",
+        workers=1,
+    )
+    prepare_dataset(config)
+    return out

@@ -1,0 +1,242 @@
+"""A CPU smoke run of every stage on real crops, chained the way the DIAT schedule chains them, then
+export through to the app and evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from PIL import Image
+
+from diat_studio.core.inference import Device, load_attribute_model
+from diat_studio.core.registry import ModelRegistry
+from trainer.cli import EXIT_OK, main
+from trainer.runs import CHECKPOINT, JsonlLog, network_state
+from trainer.stages import STAGES, load_trained
+
+TINY = [
+    "--transform-width",
+    "4",
+    "--discriminator-width",
+    "4",
+    "--denoiser-width",
+    "4",
+    "--enhancer-width",
+    "4",
+    "--batch-size",
+    "4",
+    "--sample-every",
+    "2",
+    "--checkpoint-every",
+    "2",
+    "--log-every",
+    "1",
+    "-q",
+]
+
+
+def train(runs: Path, *arguments: str) -> Path:
+    before = set(runs.iterdir()) if runs.exists() else set()
+    assert main(["train", *arguments, "--runs-dir", str(runs), *TINY]) == EXIT_OK
+    (new,) = set(runs.iterdir()) - before
+    return new
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory, dataset_dir: Path) -> dict[str, Path]:
+    runs = tmp_path_factory.mktemp("runs")
+    data = ["--data", str(dataset_dir)]
+    attribute = ["--attribute", "Eyeglasses", "--direction", "remove"]
+    out: dict[str, Path] = {}
+    out["reconstruct"] = train(runs, "--stage", "reconstruct", *data, "--steps", "3")
+    out["perceptual"] = train(runs, "--stage", "perceptual", *data, "--steps", "2")
+    out["denoise"] = train(
+        runs, "--stage", "denoise", *data, "--steps", "2", "--reconstruction", str(out["perceptual"])
+    )
+    out["classify"] = train(runs, "--stage", "classify", *data, *attribute, "--steps", "3")
+    common = [
+        *data,
+        *attribute,
+        "--region",
+        "eyes",
+        "--steps",
+        "3",
+        "--init-transform",
+        str(out["reconstruct"]),
+        "--init-discriminator",
+        str(out["classify"]),
+        "--denoiser",
+        str(out["denoise"]),
+    ]
+    out["diat"] = train(runs, "--stage", "diat", "--variant", "diat", *common)
+    out["diat-a"] = train(runs, "--stage", "diat", "--variant", "diat-a", *common)
+    out["enhance-local"] = train(
+        runs, "--stage", "enhance-local", *data, "--steps", "2", "--transform-run", str(out["diat-a"])
+    )
+    out["enhance-global"] = train(runs, "--stage", "enhance-global", *data, "--steps", "2")
+    assert (
+        main(
+            [
+                "classifier",
+                *data,
+                "--attribute",
+                "Eyeglasses",
+                "--steps",
+                "4",
+                "--batch-size",
+                "8",
+                "--classifier-width",
+                "4",
+                "--runs-dir",
+                str(runs),
+                "-q",
+            ]
+        )
+        == EXIT_OK
+    )
+    out["evaluator"] = max(runs.iterdir())
+    return out
+
+
+def test_every_stage_ran_and_wrote_its_run_folder(chain: dict[str, Path]) -> None:
+    assert {
+        "reconstruct",
+        "perceptual",
+        "denoise",
+        "classify",
+        "enhance-local",
+        "enhance-global",
+        "evaluator",
+    } <= set(chain) and set(STAGES) <= {*chain, "diat"}
+    for name, run in chain.items():
+        config = json.loads((run / "config.json").read_text())
+        status = json.loads((run / "status.json").read_text())
+        assert status["status"] == "done", name
+        assert (run / CHECKPOINT).is_file(), name
+        records = JsonlLog(run / "log.jsonl").read()
+        losses = [r for r in records if "losses" in r]
+        assert losses and all(np.isfinite(v) for r in losses for v in r["losses"].values()), name
+        assert config["stage"] == ("diat" if name.startswith("diat") else name)
+    assert run.name[:5].isdigit()
+
+
+def test_sample_grids_show_held_out_faces(chain: dict[str, Path]) -> None:
+    grid = Image.open(sorted((chain["diat-a"] / "samples").glob("*.png"))[-1])
+    assert grid.width == 2 * 64 + 2  # input | output
+    assert grid.height >= 64
+    local = Image.open(sorted((chain["enhance-local"] / "samples").glob("*.png"))[-1])
+    assert local.width == 3 * 64 + 4  # input | transformed | enhanced
+
+
+def test_pretrained_networks_are_what_diat_starts_from(chain: dict[str, Path]) -> None:
+    """DIAT's T starts from the reconstruct run's T and D from the classify run's D (then moves)."""
+    start = network_state(chain["reconstruct"], "transform")
+    after = network_state(chain["diat"], "transform")
+    assert start.keys() == after.keys()
+    assert any(not torch.equal(start[k], after[k]) for k in start)
+
+
+def test_heldout_metrics_are_logged(chain: dict[str, Path]) -> None:
+    heldout = [r["heldout"] for r in JsonlLog(chain["diat"] / "log.jsonl").read() if "heldout" in r]
+    assert heldout and 0.0 <= heldout[-1]["heldout_identity_kept"] <= 1.0
+    accuracy = [r["heldout"] for r in JsonlLog(chain["evaluator"] / "log.jsonl").read() if "heldout" in r]
+    assert accuracy and 0.0 <= accuracy[-1]["heldout_balanced_accuracy"] <= 1.0
+
+
+def test_export_runs_in_the_app_like_in_torch(chain: dict[str, Path], tmp_path: Path) -> None:
+    folder = tmp_path / "models" / "remove-glasses"
+    assert (
+        main(
+            ["export", str(chain["diat-a"]), "--out", str(folder), "--enhancer", str(chain["enhance-local"])]
+        )
+        == EXIT_OK
+    )
+    entry = ModelRegistry([folder.parent]).get("remove-glasses")
+    manifest = entry.manifest
+    assert manifest is not None and manifest.kind == "local" and manifest.region.value == "eyes"
+    assert manifest.display_name == "Remove eyeglasses" and manifest.crop_size == 64
+    assert manifest.training["variant"] == "diat-a" and "non-commercial" not in manifest.licence
+    model = load_attribute_model(entry, Device.CPU)
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.uniform(-1, 1, (3, 3, 64, 64)).astype(np.float32))
+    mask = torch.from_numpy(rng.uniform(0, 1, (3, 1, 64, 64)).astype(np.float32))
+    transform = load_trained(chain["diat-a"], "transform", "transform_width").eval()
+    enhancer = load_trained(chain["enhance-local"], "local_enhancer", "enhancer_width").eval()
+    with torch.no_grad():
+        expected_t = transform(x).numpy()
+        expected_e = enhancer(x, x, mask).numpy()
+    # the app's own sessions, on a batch of 3 (dynamic batch)
+    got_t = model.transform.session.run(["edited"], {"image": x.numpy()})[0]
+    got_e = model.enhancer.session.run(  # type: ignore[union-attr]
+        ["enhanced"], {"transformed": x.numpy(), "original": x.numpy(), "mask": mask.numpy()}
+    )[0]
+    assert np.abs(got_t - expected_t).max() < 1e-4
+    assert np.abs(got_e - expected_e).max() < 1e-4
+    assert model.providers.active[0] == "CPUExecutionProvider"
+    assert ort.InferenceSession(str(folder / "transform.onnx")).get_inputs()[0].shape[0] == "batch"
+
+
+def test_global_export_and_evaluate(chain: dict[str, Path], tmp_path: Path, dataset_dir: Path) -> None:
+    runs = chain["diat"].parent
+    glob_run = train(
+        runs,
+        "--stage",
+        "diat",
+        "--data",
+        str(dataset_dir),
+        "--attribute",
+        "Eyeglasses",
+        "--direction",
+        "remove",
+        "--steps",
+        "2",
+        "--variant",
+        "diat-a",
+    )
+    folder = tmp_path / "models" / "global-edit"
+    assert (
+        main(["export", str(glob_run), "--out", str(folder), "--enhancer", str(chain["enhance-global"])]) == 0
+    )
+    manifest = ModelRegistry([folder.parent]).get("global-edit").manifest
+    assert manifest is not None and manifest.kind == "global" and manifest.enhancer is not None
+    assert (
+        main(
+            [
+                "export",
+                str(glob_run),
+                "--out",
+                str(tmp_path / "bad"),
+                "--enhancer",
+                str(chain["enhance-local"]),
+            ]
+        )
+        == 2
+    )  # a local enhancer cannot serve a global edit
+
+    local = tmp_path / "models" / "remove-glasses"
+    assert (
+        main(["export", str(chain["diat-a"]), "--out", str(local), "--enhancer", str(chain["enhance-local"])])
+        == 0
+    )
+    assert (
+        main(["evaluate", str(local), "--data", str(dataset_dir), "--classifier", str(chain["evaluator"])])
+        == 0
+    )
+    report = json.loads((local / "evaluation.json").read_text())["metrics"]
+    for key in (
+        "attribute_success_rate",
+        "identity_kept_rate",
+        "identity_mean_distance",
+        "psnr_outside_mask_db",
+    ):
+        assert key in report
+    assert 0 <= report["attribute_success_rate"] <= 1 and report["heldout_faces"] >= 1
+    assert (
+        ModelRegistry([local.parent]).get("remove-glasses").manifest.metrics["identity_kept_rate"]
+        == (report["identity_kept_rate"])
+    )
+    assert (local / "evaluation.png").is_file()

@@ -1,0 +1,124 @@
+"""Typed training configuration, written as JSON into every run folder."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+VARIANTS = ("diat", "diat-a")
+DIRECTIONS = ("add", "remove")
+GAN_LOSSES = ("lsgan", "bce")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training stage needs. Unused fields are simply ignored by a stage."""
+
+    stage: str
+    data: str
+    """A folder made by `diat-studio-train prepare`."""
+    runs_dir: str = "runs"
+    name: str = ""
+
+    # what to learn
+    attribute: str | None = None
+    direction: str = "add"
+    variant: str = "diat-a"
+    region: str | None = None
+    """Local attributes: the edited region (mouth, eyes). None: a global attribute."""
+
+    # schedule
+    steps: int = 1000
+    batch_size: int = 16
+    lr: float = 1e-4
+    lr_discriminator: float | None = None
+    """Default: `lr` for DIAT, 1e-5 for DIAT-A (the paper's setting)."""
+
+    # widths
+    transform_width: int = 32
+    discriminator_width: int = 32
+    denoiser_width: int = 32
+    enhancer_width: int = 32
+    classifier_width: int = 32
+
+    # losses
+    gan_loss: str = "lsgan"
+    adversarial_weight: float = 1.0
+    identity_weight: float = 10.0
+    embedding_weight: float = 10.0
+    """DIAT: weight of the 128-D dlib descriptor term (on top of the stage features)."""
+    perceptual_weight: float = 1.0
+    """Weight of ||f(T(x)) − T(x)||² (needs `denoiser`)."""
+    smoothness_weight: float = 0.0
+    reconstruction_weight: float = 0.0
+    """Optional L1 pull of T(x) towards x (0 = the paper's objective)."""
+    feature_weight: float = 1.0
+    """Local enhancer: feature loss against T(x) inside the mask."""
+    blur_sigma: tuple[float, float] = (0.8, 2.5)
+    """Global enhancer: Gaussian blur σ range (pixels at the crop size)."""
+    mask_feather: float = 0.15
+
+    # networks from earlier runs (run folders)
+    init_transform: str | None = None
+    init_discriminator: str | None = None
+    denoiser: str | None = None
+    reconstruction: str | None = None
+    """The `perceptual` run (g) that the `denoise` stage trains f on."""
+    transform_run: str | None = None
+    """The `diat` run whose T feeds the local enhancer."""
+
+    # bookkeeping
+    log_every: int = 10
+    sample_every: int = 200
+    checkpoint_every: int = 200
+    samples: int = 8
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    threads: int = 0
+
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.blur_sigma = tuple(self.blur_sigma)  # type: ignore[assignment]
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction must be add or remove, got {self.direction!r}")
+        if self.gan_loss not in GAN_LOSSES:
+            raise ValueError(f"gan_loss must be one of {', '.join(GAN_LOSSES)}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be positive")
+
+    @property
+    def discriminator_lr(self) -> float:
+        if self.lr_discriminator is not None:
+            return self.lr_discriminator
+        return 1e-5 if self.variant == "diat-a" else self.lr
+
+    @property
+    def target_value(self) -> int:
+        """The attribute value the transform should produce."""
+        return 1 if self.direction == "add" else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["blur_sigma"] = list(self.blur_sigma)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown config fields: {', '.join(unknown)}")
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: Path) -> TrainConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))

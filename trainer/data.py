@@ -1,0 +1,157 @@
+"""Reading a prepared dataset (see trainer.prepare) for training and evaluation."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from diat_studio.core.alignment import CanonicalTemplate
+from diat_studio.core.regions import RegionKind, region_polygon
+
+# iBUG-68 index of each point's mirror image (for horizontal flips).
+MIRROR_68 = np.array(
+    [16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0,
+     26, 25, 24, 23, 22, 21, 20, 19, 18, 17,
+     27, 28, 29, 30, 35, 34, 33, 32, 31,
+     45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40,
+     54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55,
+     64, 63, 62, 61, 60, 67, 66, 65]
+)  # fmt: skip
+
+
+class DatasetError(ValueError):
+    pass
+
+
+@dataclass
+class PreparedDataset:
+    """Crops, landmarks and labels of one prepared folder, memory-mapped."""
+
+    folder: Path
+    crops: np.ndarray
+    landmarks: np.ndarray
+    split: np.ndarray
+    labels: dict[str, np.ndarray]
+    files: list[str]
+    info: dict[str, object]
+
+    @classmethod
+    def open(cls, folder: Path | str) -> PreparedDataset:
+        folder = Path(folder)
+        for name in ("crops.npy", "landmarks.npy", "labels.csv", "prepare.json"):
+            if not (folder / name).is_file():
+                raise DatasetError(
+                    f"{folder} is not a prepared dataset ({name} missing): run `prepare` first"
+                )
+        crops = np.load(folder / "crops.npy", mmap_mode="r")
+        landmarks = np.load(folder / "landmarks.npy")
+        with open(folder / "labels.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        columns = [c for c in (rows[0].keys() if rows else []) if c not in ("index", "file", "split")]
+        labels = {c: np.array([int(float(row[c])) for row in rows]) for c in columns}
+        split = np.array([row["split"] for row in rows])
+        info = json.loads((folder / "prepare.json").read_text())
+        if len(rows) != len(crops):
+            raise DatasetError(f"{folder}: labels.csv has {len(rows)} rows for {len(crops)} crops")
+        return cls(folder, crops, landmarks, split, labels, [row["file"] for row in rows], info)
+
+    @property
+    def size(self) -> int:
+        return int(self.crops.shape[1])
+
+    @property
+    def template(self) -> CanonicalTemplate:
+        return CanonicalTemplate.from_dict(self.info["template"])  # type: ignore[arg-type]
+
+    @property
+    def licence(self) -> str:
+        return str(self.info.get("licence", ""))
+
+    def indices(self, split: str, attribute: str | None = None, value: int | None = None) -> np.ndarray:
+        """Row indices of a split ("train", "heldout" or "all"), optionally with attribute == value."""
+        chosen = np.ones(len(self.split), bool) if split == "all" else self.split == split
+        if attribute is not None:
+            if attribute not in self.labels:
+                known = ", ".join(sorted(self.labels))
+                raise DatasetError(f"attribute {attribute!r} is not in {self.folder} (has: {known})")
+            chosen &= self.labels[attribute] == value
+        return np.flatnonzero(chosen)
+
+
+class BatchSampler:
+    """Random batches from a set of rows, as tensors in [-1, 1] (+ region masks), with random flips."""
+
+    def __init__(
+        self,
+        dataset: PreparedDataset,
+        rows: np.ndarray,
+        batch_size: int,
+        seed: int,
+        flip: bool = True,
+        region: RegionKind | None = None,
+        feather: float = 0.15,
+    ) -> None:
+        if len(rows) == 0:
+            raise DatasetError("no training faces match the requested split and attribute")
+        self.dataset = dataset
+        self.rows = rows
+        self.batch_size = batch_size
+        self.rng = np.random.default_rng(seed)
+        self.flip = flip
+        self.region = region
+        self.feather = feather
+
+    def state(self) -> dict[str, object]:
+        return self.rng.bit_generator.state
+
+    def restore(self, state: dict[str, object]) -> None:
+        self.rng.bit_generator.state = state
+
+    def next(self) -> dict[str, torch.Tensor]:
+        chosen = np.sort(
+            self.rng.choice(self.rows, self.batch_size, replace=len(self.rows) < self.batch_size)
+        )
+        flips = self.rng.random(self.batch_size) < 0.5 if self.flip else np.zeros(self.batch_size, bool)
+        return self.load(chosen, flips)
+
+    def load(self, rows: np.ndarray, flips: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+        images = np.asarray(self.dataset.crops[rows])
+        landmarks = self.dataset.landmarks[rows].copy()
+        if flips is not None and flips.any():
+            size = images.shape[2]
+            images[flips] = images[flips, :, ::-1]
+            landmarks[flips] = landmarks[flips][:, MIRROR_68] * np.array([-1.0, 1.0]) + np.array(
+                [size - 1, 0.0]
+            )
+        batch = {"image": to_tensor(images), "rows": torch.from_numpy(np.asarray(rows))}
+        if self.region is not None:
+            batch["mask"] = torch.from_numpy(
+                region_masks(landmarks, self.region, images.shape[1], self.feather)
+            )
+        return batch
+
+
+def region_masks(landmarks: np.ndarray, region: RegionKind, size: int, feather: float) -> np.ndarray:
+    """N×1×S×S float32 soft masks of a region, from crop-space landmarks (same code as the app)."""
+    masks = np.zeros((len(landmarks), 1, size, size), np.float32)
+    for index, marks in enumerate(landmarks):
+        polygon = region_polygon(region, marks)
+        eye_distance = float(np.hypot(*(marks[42:48].mean(0) - marks[36:42].mean(0))))
+        masks[index, 0] = polygon.rasterise(size, size, feather * eye_distance).full(size, size)
+    return masks
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """N×H×W×3 uint8 → N×3×H×W float32 in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def to_uint8(tensor: torch.Tensor) -> np.ndarray:
+    """N×3×H×W in [-1, 1] → N×H×W×3 uint8."""
+    array = tensor.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte()
+    return array.permute(0, 2, 3, 1).cpu().numpy()

@@ -1,0 +1,184 @@
+"""`diat-studio-train export`: trained networks → ONNX files + the manifest.json the app's registry accepts.
+
+The ONNX files and the manifest are the only contract between trainer and app (diat_studio.core.manifest).
+Tensors: NCHW float32 RGB in [-1, 1], dynamic batch; the local enhancer also takes the N×1×S×S mask.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from diat_studio.core.manifest import ModelManifest, NetworkSpec
+from diat_studio.core.regions import RegionKind
+from diat_studio.core.registry import sha256_file
+from trainer.data import PreparedDataset
+from trainer.runs import LOG_FILE, STATUS_FILE, JsonlLog, RunError, run_config
+from trainer.stages import load_trained
+
+OPSET = 17
+TRANSFORM_FILE = "transform.onnx"
+ENHANCER_FILE = "enhancer.onnx"
+
+_ATTRIBUTE_NAMES = {
+    ("Eyeglasses", "remove"): "Remove eyeglasses",
+    ("Eyeglasses", "add"): "Add eyeglasses",
+    ("Mouth_Slightly_Open", "add"): "Open mouth",
+    ("Mouth_Slightly_Open", "remove"): "Close mouth",
+    ("Male", "remove"): "Male → female",
+    ("Male", "add"): "Female → male",
+    ("Young", "add"): "Old → young",
+    ("Young", "remove"): "Young → old",
+}
+
+
+def export_onnx(module: nn.Module, inputs: dict[str, torch.Tensor], output: str, path: Path) -> None:
+    """Export with a dynamic batch dimension (TorchScript-based exporter: no extra dependencies)."""
+    module = module.eval().cpu()
+    names = list(inputs)
+    dynamic = {name: {0: "batch"} for name in [*names, output]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            tuple(inputs.values()),
+            str(path),
+            input_names=names,
+            output_names=[output],
+            dynamic_axes=dynamic,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+
+
+def export_model(
+    transform_run: Path,
+    out: Path,
+    *,
+    enhancer_run: Path | None = None,
+    name: str | None = None,
+    display_name: str | None = None,
+) -> Path:
+    """Write transform.onnx (+ enhancer.onnx) and manifest.json into `out`; returns `out`."""
+    transform_run, out = Path(transform_run), Path(out)
+    config = run_config(transform_run)
+    if config.get("stage") != "diat":
+        raise RunError(f"{transform_run} is a '{config.get('stage')}' run; export needs a 'diat' run")
+    dataset = PreparedDataset.open(config["data"])
+    template = dataset.template
+    size = template.size
+    region = config.get("region")
+    kind = "local" if region else "global"
+    out.mkdir(parents=True, exist_ok=True)
+
+    transform = load_trained(transform_run, "transform", "transform_width")
+    dummy = torch.zeros(1, 3, size, size)
+    export_onnx(transform, {"image": dummy}, "edited", out / TRANSFORM_FILE)
+    enhancer_spec = None
+    enhancer_config: dict[str, Any] | None = None
+    if enhancer_run is not None:
+        enhancer_config = run_config(Path(enhancer_run))
+        stage = enhancer_config.get("stage")
+        if kind == "local" and stage == "enhance-local":
+            enhancer = load_trained(enhancer_run, "local_enhancer", "enhancer_width")
+            mask = torch.zeros(1, 1, size, size)
+            inputs = {"transformed": dummy, "original": dummy, "mask": mask}
+        elif kind == "global" and stage == "enhance-global":
+            enhancer = load_trained(enhancer_run, "global_enhancer", "enhancer_width")
+            inputs = {"transformed": dummy}
+        else:
+            raise RunError(f"a {kind} attribute needs an enhance-{kind} run, got a '{stage}' run")
+        export_onnx(enhancer, inputs, "enhanced", out / ENHANCER_FILE)
+        enhancer_spec = NetworkSpec(
+            ENHANCER_FILE, sha256_file(out / ENHANCER_FILE), {k: k for k in inputs}, "enhanced"
+        )
+    elif (out / ENHANCER_FILE).exists():
+        (out / ENHANCER_FILE).unlink()
+
+    attribute = config["attribute"]
+    direction = config["direction"]
+    model_name = name or out.name
+    previous_metrics: dict[str, Any] = {}
+    if (out / "manifest.json").is_file():
+        previous_metrics = json.loads((out / "manifest.json").read_text()).get("metrics", {})
+    manifest = ModelManifest(
+        name=model_name,
+        display_name=display_name or _ATTRIBUTE_NAMES.get((attribute, direction), f"{direction} {attribute}"),
+        attribute=attribute,
+        direction=direction,
+        kind=kind,  # type: ignore[arg-type]
+        region=RegionKind(region) if region else RegionKind.FACE,
+        template=template,
+        transform=NetworkSpec(
+            TRANSFORM_FILE, sha256_file(out / TRANSFORM_FILE), {"image": "image"}, "edited"
+        ),
+        enhancer=enhancer_spec,
+        value_range=(-1.0, 1.0),
+        description=f"{config['variant'].upper()} transform for {direction} {attribute}",
+        training=_training_summary(transform_run, config, enhancer_run, enhancer_config, dataset),
+        metrics=previous_metrics,
+        licence=dataset.licence,
+    )
+    manifest.save(out)
+    return out
+
+
+def _run_summary(run: Path, config: dict[str, Any]) -> dict[str, Any]:
+    status_path = run / STATUS_FILE
+    status = json.loads(status_path.read_text()) if status_path.is_file() else {}
+    losses = [r["losses"] for r in JsonlLog(run / LOG_FILE).read() if "losses" in r]
+    return {
+        "run": run.name,
+        "stage": config.get("stage"),
+        "steps": status.get("step", config.get("steps")),
+        "seconds": status.get("seconds"),
+        "device": status.get("device"),
+        "world_size": status.get("world_size"),
+        "batch_size": config.get("batch_size"),
+        "final_losses": losses[-1] if losses else {},
+    }
+
+
+def _training_summary(
+    transform_run: Path,
+    config: dict[str, Any],
+    enhancer_run: Path | None,
+    enhancer_config: dict[str, Any] | None,
+    dataset: PreparedDataset,
+) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "variant": config["variant"],
+        "gan_loss": config["gan_loss"],
+        "widths": {"transform": config["transform_width"], "discriminator": config["discriminator_width"]},
+        "weights": {
+            k: config[k]
+            for k in (
+                "adversarial_weight",
+                "identity_weight",
+                "embedding_weight",
+                "perceptual_weight",
+                "smoothness_weight",
+                "reconstruction_weight",
+            )
+        },
+        "perceptual_regulariser": bool(config.get("denoiser")),
+        "dataset": {
+            "folder": str(dataset.folder),
+            "source": dataset.info.get("source"),
+            "faces": len(dataset.crops),
+            "split": dataset.info.get("split"),
+        },
+        "transform": _run_summary(transform_run, config),
+    }
+    if enhancer_run is not None and enhancer_config is not None:
+        summary["enhancer"] = {
+            **_run_summary(Path(enhancer_run), enhancer_config),
+            "width": enhancer_config.get("enhancer_width"),
+        }
+    return summary

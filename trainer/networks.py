@@ -1,0 +1,205 @@
+"""The DIAT networks, registered by name in `NETWORKS`. Widths are configuration.
+
+All image tensors are N×3×S×S in [-1, 1]; masks are N×1×S×S in [0, 1].
+
+- TransformNet (T, and the reconstruction network g): the paper's 16-layer fully convolutional network —
+  a 9×9 conv, two stride-2 convs down, 5 residual blocks (10 conv layers), two upsampling convs, a 9×9
+  conv to RGB; instance norm; tanh output. Deviation: upsampling is nearest-neighbour ×2 followed by a
+  3×3 conv instead of a fractionally-strided conv, which avoids checkerboard artefacts (Odena et al.,
+  2016) and exports to ONNX as plain Resize + Conv.
+- Discriminator (D): strided 4×4 convs with leaky ReLU; one logit. Pretrained as the attribute
+  classifier, then the GAN discriminator; in DIAT-A its conv feature maps are the identity features.
+- Denoiser (f): two 3×3 conv layers; predicts a residual (f(x) = x + conv(relu(conv(x)))), so that the
+  identity it must learn on real faces is its starting point.
+- LocalEnhancer: input T(x), x and the mask (7 channels); dilated convs; output T(x) + residual.
+- GlobalEnhancer: input the (blurred) transformed face; dilated convs; output input + residual.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _norm(channels: int) -> nn.Module:
+    return nn.InstanceNorm2d(channels, affine=True)
+
+
+class _ConvLayer(nn.Sequential):
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, relu: bool = True) -> None:
+        layers: list[nn.Module] = [
+            nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2, padding_mode="reflect"),
+            _norm(cout),
+        ]
+        if relu:
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
+class _Residual(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            _ConvLayer(channels, channels, 3), _ConvLayer(channels, channels, 3, relu=False)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class _Upsample(nn.Module):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv = _ConvLayer(cin, cout, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class TransformNet(nn.Module):
+    """T (and g): 16 conv layers, instance norm, tanh."""
+
+    def __init__(self, width: int = 32, residual_blocks: int = 5) -> None:
+        super().__init__()
+        w = width
+        self.net = nn.Sequential(
+            _ConvLayer(3, w, 9),
+            _ConvLayer(w, 2 * w, 3, stride=2),
+            _ConvLayer(2 * w, 4 * w, 3, stride=2),
+            *[_Residual(4 * w) for _ in range(residual_blocks)],
+            _Upsample(4 * w, 2 * w),
+            _Upsample(2 * w, w),
+            nn.Conv2d(w, 3, 9, padding=4, padding_mode="reflect"),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.net(x))
+
+
+class Discriminator(nn.Module):
+    """D: an attribute classifier / GAN discriminator. `forward` returns (logit, feature maps)."""
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        widths = [width, 2 * width, 4 * width, 8 * width, 8 * width]
+        layers = []
+        cin = 3
+        for index, cout in enumerate(widths):
+            block: list[nn.Module] = [nn.Conv2d(cin, cout, 4, 2, 1)]
+            if index > 0:
+                block.append(_norm(cout))
+            block.append(nn.LeakyReLU(0.2, inplace=True))
+            layers.append(nn.Sequential(*block))
+            cin = cout
+        self.layers = nn.ModuleList(layers)
+        self.head = nn.Conv2d(cin, 1, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        features = []
+        for layer in self.layers:
+            x = layer(x)
+            features.append(x)
+        return self.head(x).mean(dim=(1, 2, 3)), features
+
+
+class Denoiser(nn.Module):
+    """f: two 3×3 conv layers on a residual path."""
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width, 3, padding=1, padding_mode="reflect")
+        self.conv2 = nn.Conv2d(width, 3, 3, padding=1, padding_mode="reflect")
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(x)))
+
+
+def _dilated_body(cin: int, width: int, layers: int) -> nn.Sequential:
+    modules: list[nn.Module] = [nn.Conv2d(cin, width, 3, padding=1), nn.LeakyReLU(0.2, inplace=True)]
+    for index in range(layers - 2):
+        dilation = 2 ** (index % 3)
+        modules += [
+            nn.Conv2d(width, width, 3, padding=dilation, dilation=dilation),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+    last = nn.Conv2d(width, 3, 3, padding=1)
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    modules.append(last)
+    return nn.Sequential(*modules)
+
+
+class LocalEnhancer(nn.Module):
+    """E_local(T(x), x, m): refines the transformed face inside the mask, sees the original around it."""
+
+    def __init__(self, width: int = 32, layers: int = 6) -> None:
+        super().__init__()
+        self.body = _dilated_body(7, width, layers)
+
+    def forward(self, transformed: torch.Tensor, original: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        residual = self.body(torch.cat([transformed, original, mask * 2.0 - 1.0], dim=1))
+        return torch.clamp(transformed + residual, -1.0, 1.0)
+
+
+class GlobalEnhancer(nn.Module):
+    """E_global(y): de-blurs a whole face."""
+
+    def __init__(self, width: int = 32, layers: int = 8) -> None:
+        super().__init__()
+        self.body = _dilated_body(3, width, layers)
+
+    def forward(self, transformed: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(transformed + self.body(transformed), -1.0, 1.0)
+
+
+class AttributeClassifier(nn.Module):
+    """The evaluator: an attribute classifier that is *not* the GAN's D (different architecture, own data
+    pass), so that "the edit worked" is not judged by the network the transform was trained to fool."""
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = 3
+        for cout in (width, 2 * width, 4 * width, 8 * width):
+            layers += [
+                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(0.3)
+        self.fc = nn.Linear(cin, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(self.features(x).mean(dim=(2, 3)))).squeeze(1)
+
+
+#: Every network the trainer can build, by the name used in configs and checkpoints.
+NETWORKS: dict[str, type[nn.Module]] = {
+    "transform": TransformNet,
+    "reconstruction": TransformNet,
+    "discriminator": Discriminator,
+    "denoiser": Denoiser,
+    "local_enhancer": LocalEnhancer,
+    "global_enhancer": GlobalEnhancer,
+    "classifier": AttributeClassifier,
+}
+
+
+def build_network(name: str, **options: int) -> nn.Module:
+    try:
+        return NETWORKS[name](**options)
+    except KeyError:
+        raise ValueError(f"unknown network {name!r} (known: {', '.join(NETWORKS)})") from None
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
