@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/diat-studio
+	$(VENV)/bin/diat-studio resources/sample/astronaut.jpg
 
 test: $(STAMP)
 	$(VPY) -m pytest

@@ -22,13 +22,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from diat_studio.core.inference import Device, create_session  # noqa: E402
-from trainer.config import TrainConfig  # noqa: E402
-from trainer.data import PreparedDataset  # noqa: E402
-from trainer.export import export_onnx  # noqa: E402
-from trainer.networks import build_network, count_parameters  # noqa: E402
-from trainer.stages import STAGES, Distributed  # noqa: E402
-from trainer.training_loop import training_loop  # noqa: E402
+from diat_studio.core.inference import Device, create_session
+from trainer.config import TrainConfig
+from trainer.data import PreparedDataset
+from trainer.export import export_onnx
+from trainer.networks import build_network, count_parameters
+from trainer.stages import STAGES, Distributed
+from trainer.training_loop import training_loop
 
 ATTRIBUTE = "Mouth_Slightly_Open"
 
@@ -54,7 +54,9 @@ def prior_run(root: Path, config: TrainConfig) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", required=True)
     parser.add_argument("--widths", type=int, nargs="+", default=[16, 32])
     parser.add_argument("--batch", type=int, default=16)
@@ -62,15 +64,29 @@ def main() -> None:
     options = parser.parse_args()
     dataset = PreparedDataset.open(options.data)
     size = dataset.size
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, crops {size} px, batch {options.batch}\n")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, crops {size} px, "
+        f"batch {options.batch}\n"
+    )
     print("| stage | width | s/step | images/s |")
     print("|---|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         for width in options.widths:
-            base = dict(data=options.data, batch_size=options.batch, transform_width=width, discriminator_width=width,
-                        denoiser_width=width, enhancer_width=width, classifier_width=width, steps=1,
-                        sample_every=10**6, checkpoint_every=10**6, attribute=ATTRIBUTE, region="mouth")
+            base = dict(
+                data=options.data,
+                batch_size=options.batch,
+                transform_width=width,
+                discriminator_width=width,
+                denoiser_width=width,
+                enhancer_width=width,
+                classifier_width=width,
+                steps=1,
+                sample_every=10**6,
+                checkpoint_every=10**6,
+                attribute=ATTRIBUTE,
+                region="mouth",
+            )
             g_run = prior_run(root, TrainConfig(stage="perceptual", **base))
             f_run = prior_run(root, TrainConfig(stage="denoise", reconstruction=g_run, **base))
             t_run = prior_run(root, TrainConfig(stage="diat", **base))
@@ -101,10 +117,14 @@ def main() -> None:
             for batch in (1, 8):
                 x = np.random.default_rng(0).uniform(-1, 1, (batch, 3, size, size)).astype(np.float32)
                 with torch.no_grad():
-                    torch_ms = _median_ms(lambda x=x: transform(torch.from_numpy(x)))
-                ort_ms = _median_ms(lambda x=x: session.run(["edited"], {"image": x}))
-                print(f"| {width} | {count_parameters(transform):,} | {path.stat().st_size / 1e6:.1f} MB | {batch} "
-                      f"| {torch_ms:.1f} | {ort_ms:.1f} |", flush=True)
+                    torch_ms = _median_ms(lambda x=x, t=transform: t(torch.from_numpy(x)))
+                ort_ms = _median_ms(lambda x=x, s=session: s.run(["edited"], {"image": x}))
+                print(
+                    f"| {width} | {count_parameters(transform):,} | {path.stat().st_size / 1e6:.1f} MB "
+                    f"| {batch} "
+                    f"| {torch_ms:.1f} | {ort_ms:.1f} |",
+                    flush=True,
+                )
 
 
 def _median_ms(function: object, repeat: int = 7) -> float:

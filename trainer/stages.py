@@ -559,4 +559,3 @@ STAGES: dict[str, type[Stage]] = {
     "enhance-global": GlobalEnhanceStage,
     "evaluator": EvaluatorStage,
 }
-

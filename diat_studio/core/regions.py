@@ -43,6 +43,7 @@ FOREHEAD_LIFT = 0.55
 _MIN_VERTICES = 3
 _MARGIN_SAMPLES = 16
 _SIMPLIFY_TOLERANCE = 0.02  # × inter-ocular distance
+_MIN_VERTEX_SPACING = 0.12  # × inter-ocular distance: handles a user can grab one at a time
 
 
 @dataclass(frozen=True, eq=False)
@@ -181,8 +182,19 @@ def region_polygon(kind: RegionKind | str, landmarks: np.ndarray, margin: float 
         points = (points[:, None, :] + ring[None, :, :]).reshape(-1, 2)
     hull = cv2.convexHull(points.astype(np.float32)).reshape(-1, 2)
     simplified = cv2.approxPolyDP(hull.reshape(-1, 1, 2), _SIMPLIFY_TOLERANCE * iod, closed=True)
-    simplified = simplified.reshape(-1, 2)
+    simplified = _spaced(simplified.reshape(-1, 2), _MIN_VERTEX_SPACING * iod)
     return Polygon.from_array(simplified if len(simplified) >= _MIN_VERTICES else hull)
+
+
+def _spaced(points: np.ndarray, spacing: float) -> np.ndarray:
+    """Drop vertices closer than `spacing` to the previous kept one (and to the first, at the end)."""
+    kept = [points[0]]
+    for point in points[1:]:
+        if np.hypot(*(point - kept[-1])) >= spacing:
+            kept.append(point)
+    while len(kept) > _MIN_VERTICES and np.hypot(*(kept[-1] - kept[0])) < spacing:
+        kept.pop()
+    return np.array(kept)
 
 
 def _forehead(landmarks: np.ndarray, iod: float) -> np.ndarray:

@@ -1,26 +1,38 @@
-"""Entry point of the desktop window.
-
-The window itself is the subject of its own issue; until it lands, `diat-studio` without a command says
-what it will be and which commands already work, and exits with status 3.
-"""
+"""`diat-studio` without a command: the desktop window."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-EXIT_NO_GUI = 3
+from diat_studio.core.paths import resource_path
 
 
 def run_gui(args: Sequence[str]) -> int:
-    print(
-        "DIAT Studio's desktop window is not built yet. It will open a photo (or the bundled sample),\n"
-        "show the faces and their landmarks, let you shape each edit's mask and apply attribute edits\n"
-        "with a strength slider, undo/redo, before/after comparison and batch processing.\n\n"
-        "Working now:\n"
-        "  diat-studio batch IN_DIR OUT_DIR --edit NAME   edit every photo in a folder\n"
-        "  diat-studio models                              list installed models\n"
-        "  diat-studio info                                versions and execution providers",
-        file=sys.stderr,
-    )
-    return EXIT_NO_GUI
+    """Open the window on a photo given on the command line, or on the bundled sample on first start."""
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+
+    from diat_studio.gui.main_window import MainWindow, open_later
+    from diat_studio.gui.settings import AppSettings
+    from diat_studio.gui.theme import apply_theme
+
+    app = QApplication.instance() or QApplication([sys.argv[0], *args])
+    app.setApplicationName("DIAT Studio")
+    app.setOrganizationName("DIAT Studio")
+    icon = resource_path("icons", "diat-studio.svg")
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
+    settings = AppSettings()
+    apply_theme(app, settings.theme)  # type: ignore[arg-type]
+    window = MainWindow(settings)
+    window.show()
+    photos = [Path(arg) for arg in args if not arg.startswith("-")]
+    first_start = not settings.store.value("started_before", False, bool)
+    if photos:
+        open_later(window, photos[0])
+    elif first_start and resource_path("sample", "astronaut.jpg").is_file():
+        open_later(window, resource_path("sample", "astronaut.jpg"))
+    settings.store.setValue("started_before", True)
+    return int(app.exec())

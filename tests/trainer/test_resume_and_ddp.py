@@ -152,8 +152,22 @@ def test_distributed_gloo_two_processes(tmp_path: Path, dataset_dir: Path) -> No
         "--discriminator-width",
         "4",
     ]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        _, stderr = process.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # torchrun and both workers
+        process.communicate()
+        pytest.fail("torchrun did not finish within 5 minutes")
+    assert process.returncode == 0, stderr[-3000:]
     run = only_run(runs)  # one run folder for both ranks
     status = json.loads((run / "status.json").read_text())
     assert status["world_size"] == 2 and status["status"] == "done"

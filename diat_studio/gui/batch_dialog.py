@@ -1,0 +1,245 @@
+"""File → Batch process folder…: the core batch in a background job, with progress, ETA and Cancel."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from diat_studio.core.batch import REPORT_JSON, BatchReport, BatchRunner, BatchSettings, FileResult
+from diat_studio.core.faces import FaceDetector
+from diat_studio.core.inference import Device, SessionCache, load_attribute_model
+from diat_studio.core.progress import format_duration
+from diat_studio.core.registry import ModelRegistry
+from diat_studio.gui.workers import Job, JobRunner
+
+
+class BatchDialog(QDialog):
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        sessions: SessionCache,
+        detector: Callable[[], FaceDetector],
+        device: Device,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Batch process folder")
+        self.setModal(False)
+        self.registry = registry
+        self.sessions = sessions
+        self.detector = detector
+        self.jobs = JobRunner(self)
+        self.job: Job | None = None
+        self.runner: BatchRunner | None = None
+        self.report: BatchReport | None = None
+        self.started = 0.0
+
+        self.input_edit = QLineEdit()
+        self.output_edit = QLineEdit()
+        self.edits = QListWidget()
+        for entry in registry.available():
+            item = QListWidgetItem(entry.manifest.display_name if entry.manifest else entry.name)
+            item.setData(Qt.ItemDataRole.UserRole, entry.name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Unchecked)
+            self.edits.addItem(item)
+        self.recursive = QCheckBox("Include sub-folders")
+        self.faces = QComboBox()
+        self.faces.addItem("All faces", "all")
+        self.faces.addItem("Largest face only", "largest")
+        self.device = QComboBox()
+        for label, value in (("Auto", Device.AUTO), ("CUDA", Device.CUDA), ("CPU", Device.CPU)):
+            self.device.addItem(label, value)
+        self.device.setCurrentIndex([Device.AUTO, Device.CUDA, Device.CPU].index(device))
+        self.strength = QDoubleSpinBox()
+        self.strength.setRange(0.0, 1.0)
+        self.strength.setSingleStep(0.1)
+        self.strength.setValue(1.0)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.status = QLabel("Choose the folders and the edits, then Start.")
+        self.status.setWordWrap(True)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.start_button = QPushButton("Start")
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.report_button = QPushButton("Open report")
+        self.report_button.setEnabled(False)
+        self.report_button.clicked.connect(self.open_report)
+        self.folder_button = QPushButton("Open output folder")
+        self.folder_button.setEnabled(False)
+        self.folder_button.clicked.connect(self.open_output)
+
+        form = QFormLayout()
+        form.addRow("Input folder", self._with_browse(self.input_edit))
+        form.addRow("Output folder", self._with_browse(self.output_edit))
+        form.addRow("Edits (in order)", self.edits)
+        form.addRow("", self.recursive)
+        form.addRow("Faces", self.faces)
+        form.addRow("Strength", self.strength)
+        form.addRow("Device", self.device)
+        buttons = QHBoxLayout()
+        for button in (self.start_button, self.cancel_button, self.report_button, self.folder_button):
+            buttons.addWidget(button)
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.close)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.summary)
+        layout.addLayout(buttons)
+        layout.addWidget(close)
+        if not registry.available():
+            self.status.setText("No usable models are installed: a batch needs at least one edit.")
+            self.start_button.setEnabled(False)
+
+    def _with_browse(self, edit: QLineEdit) -> QWidget:
+        row = QWidget()
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(edit, 1)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(lambda: self._browse(edit))
+        layout.addWidget(browse)
+        return row
+
+    def _browse(self, edit: QLineEdit) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a folder", edit.text())
+        if folder:
+            edit.setText(folder)
+
+    def set_edits(self, names: list[str]) -> None:
+        for row in range(self.edits.count()):
+            item = self.edits.item(row)
+            checked = item.data(Qt.ItemDataRole.UserRole) in names
+            item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
+
+    def chosen_edits(self) -> list[str]:
+        return [
+            self.edits.item(row).data(Qt.ItemDataRole.UserRole)
+            for row in range(self.edits.count())
+            if self.edits.item(row).checkState() == Qt.CheckState.Checked
+        ]
+
+    @property
+    def running(self) -> bool:
+        return self.job is not None
+
+    def start(self) -> None:
+        from diat_studio.core.errors import DiatError
+
+        edits = self.chosen_edits()
+        if not self.input_edit.text() or not self.output_edit.text():
+            self.status.setText("Choose an input and an output folder.")
+            return
+        if not edits:
+            self.status.setText("Tick at least one edit.")
+            return
+        device = self.device.currentData()
+        settings = BatchSettings(
+            strength=self.strength.value(),
+            faces=self.faces.currentData(),
+            recursive=self.recursive.isChecked(),
+        )
+        try:
+            models = [load_attribute_model(self.registry.get(name), device, self.sessions) for name in edits]
+            self.runner = BatchRunner(
+                Path(self.input_edit.text()), Path(self.output_edit.text()), models, self.detector(), settings
+            )
+        except DiatError as exc:
+            self.status.setText(str(exc))
+            return
+        notices = {model.providers.message for model in models if model.providers.message}
+        self.report = None
+        self.summary.setText("")
+        self.progress.setValue(0)
+        self.started = time.monotonic()
+        self.status.setText(" ".join(notices) or f"Starting on {models[0].providers.label}…")
+        self.job = Job(self._run, name="batch")
+        self.job.signals.progress.connect(self._on_progress)
+        self.job.signals.finished.connect(self._on_finished)
+        self.job.signals.failed.connect(self._on_failed)
+        self.job.signals.done.connect(self._on_done)
+        self.start_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.report_button.setEnabled(False)
+        self.folder_button.setEnabled(False)
+        self.jobs.start(self.job)
+
+    def _run(self, job: Job) -> BatchReport:
+        assert self.runner is not None
+        runner = self.runner
+
+        def progress(done: int, total: int, result: FileResult) -> None:
+            job.report(f"{done}/{total} {result.path}: {result.status.value}", done / max(total, 1))
+            if job.is_cancelled():
+                runner.cancel()
+
+        runner.progress = progress
+        return runner.run()
+
+    def _on_progress(self, text: str, fraction: float) -> None:
+        self.progress.setValue(round(100 * fraction))
+        elapsed = time.monotonic() - self.started
+        eta = elapsed * (1 - fraction) / fraction if fraction > 0 else 0
+        self.status.setText(f"{text} — ETA {format_duration(eta)}")
+
+    def _on_finished(self, report: BatchReport) -> None:
+        self.report = report
+        self.progress.setValue(100 if not report.cancelled else self.progress.value())
+        self.summary.setText(report.summary())
+        self.status.setText("Cancelled." if report.cancelled else "Finished.")
+        self.report_button.setEnabled(True)
+        self.folder_button.setEnabled(True)
+
+    def _on_failed(self, message: str) -> None:
+        self.status.setText(message)
+
+    def _on_done(self) -> None:
+        self.job = None
+        self.start_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            if self.runner is not None:
+                self.runner.cancel()
+            self.status.setText("Cancelling after the current file…")
+
+    def open_report(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(self.output_edit.text()) / REPORT_JSON)))
+
+    def open_output(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(self.output_edit.text()))
+
+    def closeEvent(self, event) -> None:
+        self.cancel()
+        self.jobs.wait(60000)
+        super().closeEvent(event)

@@ -1,0 +1,94 @@
+"""Persistent settings (QSettings): device, theme, detector, extra model folders, recent files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings
+
+from diat_studio.core.inference import Device
+
+MAX_RECENT = 10
+
+
+class AppSettings:
+    """Typed access to the application's QSettings."""
+
+    def __init__(self, store: QSettings | None = None) -> None:
+        self.store = store or QSettings("DIAT Studio", "DIAT Studio")
+
+    def _get(self, key: str, default: object) -> object:
+        value = self.store.value(key, default)
+        return default if value is None else value
+
+    @property
+    def device(self) -> Device:
+        try:
+            return Device(str(self._get("device", Device.AUTO.value)))
+        except ValueError:
+            return Device.AUTO
+
+    @device.setter
+    def device(self, value: Device) -> None:
+        self.store.setValue("device", Device(value).value)
+
+    @property
+    def theme(self) -> str:
+        value = str(self._get("theme", "dark"))
+        return value if value in ("dark", "light") else "dark"
+
+    @theme.setter
+    def theme(self, value: str) -> None:
+        self.store.setValue("theme", value)
+
+    @property
+    def detector(self) -> str:
+        value = str(self._get("detector", "hog"))
+        return value if value in ("hog", "cnn") else "hog"
+
+    @detector.setter
+    def detector(self, value: str) -> None:
+        self.store.setValue("detector", value)
+
+    @property
+    def model_folders(self) -> list[Path]:
+        return [Path(p) for p in self._list("model_folders")]
+
+    @model_folders.setter
+    def model_folders(self, folders: list[Path]) -> None:
+        self.store.setValue("model_folders", [str(p) for p in folders])
+
+    @property
+    def recent_files(self) -> list[Path]:
+        return [Path(p) for p in self._list("recent_files")]
+
+    def add_recent(self, path: Path) -> None:
+        path = Path(path).resolve()
+        recent = [p for p in self.recent_files if p != path]
+        self.store.setValue("recent_files", [str(p) for p in [path, *recent][:MAX_RECENT]])
+
+    @property
+    def geometry(self) -> QByteArray | None:
+        value = self.store.value("window/geometry")
+        return value if isinstance(value, QByteArray) else None
+
+    @geometry.setter
+    def geometry(self, value: QByteArray) -> None:
+        self.store.setValue("window/geometry", value)
+
+    @property
+    def window_state(self) -> QByteArray | None:
+        value = self.store.value("window/state")
+        return value if isinstance(value, QByteArray) else None
+
+    @window_state.setter
+    def window_state(self, value: QByteArray) -> None:
+        self.store.setValue("window/state", value)
+
+    def _list(self, key: str) -> list[str]:
+        value = self.store.value(key, [])
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [value] if value else []
+        return [str(v) for v in value]

@@ -1,0 +1,93 @@
+"""Edit → Settings: execution device (and what really runs), model folders, theme, detector."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from diat_studio.core.inference import Device, probe_device
+from diat_studio.gui.settings import AppSettings
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.settings = settings
+        self.device = QComboBox()
+        for label, value in (
+            ("Auto (CUDA if it works, else CPU)", Device.AUTO),
+            ("CUDA", Device.CUDA),
+            ("CPU", Device.CPU),
+        ):
+            self.device.addItem(label, value)
+        self.device.setCurrentIndex([Device.AUTO, Device.CUDA, Device.CPU].index(settings.device))
+        self.active = QLabel()
+        self.active.setWordWrap(True)
+        self.device.currentIndexChanged.connect(self._update_active)
+        self.theme = QComboBox()
+        self.theme.addItem("Dark", "dark")
+        self.theme.addItem("Light", "light")
+        self.theme.setCurrentIndex(0 if settings.theme == "dark" else 1)
+        self.detector = QComboBox()
+        self.detector.addItem("HOG (fast)", "hog")
+        self.detector.addItem("CNN (finds more faces, slower)", "cnn")
+        self.detector.setCurrentIndex(0 if settings.detector == "hog" else 1)
+        self.folders = QListWidget()
+        self.folders.addItems([str(p) for p in settings.model_folders])
+        add = QPushButton("Add folder…")
+        add.clicked.connect(self._add_folder)
+        remove = QPushButton("Remove")
+        remove.clicked.connect(
+            lambda: [self.folders.takeItem(self.folders.row(i)) for i in self.folders.selectedItems()]
+        )
+        folder_buttons = QHBoxLayout()
+        folder_buttons.addWidget(add)
+        folder_buttons.addWidget(remove)
+        form = QFormLayout()
+        form.addRow("Execution device", self.device)
+        form.addRow("", self.active)
+        form.addRow("Extra model folders", self.folders)
+        form.addRow("", folder_buttons)
+        form.addRow("Theme", self.theme)
+        form.addRow("Face detector", self.detector)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+        self._update_active()
+
+    def _update_active(self) -> None:
+        report = probe_device(self.device.currentData())
+        text = f"Active: {report.label} ({', '.join(report.active)})"
+        if report.message:
+            text += f"\n{report.message}"
+        self.active.setText(text)
+
+    def _add_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a models folder")
+        if folder:
+            self.folders.addItem(folder)
+
+    def store(self) -> None:
+        self.settings.device = self.device.currentData()
+        self.settings.theme = self.theme.currentData()
+        self.settings.detector = self.detector.currentData()
+        self.settings.model_folders = [Path(self.folders.item(i).text()) for i in range(self.folders.count())]
