@@ -513,7 +513,8 @@ class MainWindow(QMainWindow):
         if document is None:
             return None
         photo = document.current_photo()
-        job = Job(lambda _job: save_photo(photo, path), name="save")
+        quality = self.settings.jpeg_quality
+        job = Job(lambda _job: save_photo(photo, path, quality=quality), name="save")
         index = self.undo_stack.index()
 
         def saved(written: Path) -> None:

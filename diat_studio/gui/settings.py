@@ -51,6 +51,18 @@ class AppSettings:
         self.store.setValue("detector", value)
 
     @property
+    def jpeg_quality(self) -> int:
+        try:
+            value = int(self._get("jpeg_quality", 95))  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            return 95
+        return min(max(value, 1), 100)
+
+    @jpeg_quality.setter
+    def jpeg_quality(self, value: int) -> None:
+        self.store.setValue("jpeg_quality", int(value))
+
+    @property
     def model_folders(self) -> list[Path]:
         return [Path(p) for p in self._list("model_folders")]
 

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -46,6 +47,12 @@ class SettingsDialog(QDialog):
         self.detector.addItem("HOG (fast)", "hog")
         self.detector.addItem("CNN (finds more faces, slower)", "cnn")
         self.detector.setCurrentIndex(0 if settings.detector == "hog" else 1)
+        self.quality = QSpinBox()
+        self.quality.setRange(1, 100)
+        self.quality.setValue(settings.jpeg_quality)
+        self.quality.setToolTip(
+            "Quality of saved JPEG and WebP files (EXIF and colour profile are always kept)"
+        )
         self.folders = QListWidget()
         self.folders.addItems([str(p) for p in settings.model_folders])
         add = QPushButton("Add folder…")
@@ -64,6 +71,7 @@ class SettingsDialog(QDialog):
         form.addRow("", folder_buttons)
         form.addRow("Theme", self.theme)
         form.addRow("Face detector", self.detector)
+        form.addRow("JPEG / WebP quality", self.quality)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -90,4 +98,5 @@ class SettingsDialog(QDialog):
         self.settings.device = self.device.currentData()
         self.settings.theme = self.theme.currentData()
         self.settings.detector = self.detector.currentData()
+        self.settings.jpeg_quality = self.quality.value()
         self.settings.model_folders = [Path(self.folders.item(i).text()) for i in range(self.folders.count())]

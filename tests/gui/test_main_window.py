@@ -274,6 +274,7 @@ def test_window_grab_is_not_blank(qtbot, window: MainWindow) -> None:
 def test_settings_persist(qtbot, window: MainWindow, tmp_path: Path) -> None:
     window.settings.add_recent(SAMPLE)
     window.settings.theme = "light"
+    window.settings.jpeg_quality = 88
     again = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
     assert again.recent_files[0] == SAMPLE.resolve() and again.theme == "light"
-    assert again.model_folders == window.settings.model_folders
+    assert again.model_folders == window.settings.model_folders and again.jpeg_quality == 88
