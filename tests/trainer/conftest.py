@@ -61,8 +61,14 @@ def face_photos(
 @pytest.fixture(scope="session")
 def dataset_dir(tmp_path_factory: pytest.TempPathFactory, face_photos: Path) -> Path:
     out = tmp_path_factory.mktemp("dataset")
-    config = PrepareConfig(
-        str(face_photos),
+    prepare_dataset(custom_layout_config(face_photos, out))
+    return out
+
+
+def custom_layout_config(source: Path, out: Path) -> PrepareConfig:
+    """How the tests prepare the astronaut with/without-glasses photos: 64 px crops, a quarter held out."""
+    return PrepareConfig(
+        str(source),
         str(out),
         layout="custom",
         size=CROP,
@@ -70,5 +76,3 @@ def dataset_dir(tmp_path_factory: pytest.TempPathFactory, face_photos: Path) -> 
         attribute="Eyeglasses",
         workers=1,
     )
-    prepare_dataset(config)
-    return out

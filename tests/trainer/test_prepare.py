@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import shared_data
-from tests.trainer.conftest import CROP, PER_CLASS
+from tests.trainer.conftest import CROP, PER_CLASS, custom_layout_config
 from trainer.data import PreparedDataset
 from trainer.prepare import PrepareConfig, PrepareError, prepare_dataset
 
@@ -33,16 +33,7 @@ def test_custom_layout(dataset_dir: Path) -> None:
 
 
 def test_split_is_fixed_by_the_seed(face_photos: Path, tmp_path: Path, dataset_dir: Path) -> None:
-    config = PrepareConfig(
-        str(face_photos),
-        str(tmp_path / "again"),
-        layout="custom",
-        size=CROP,
-        heldout_fraction=0.25,
-        attribute="Eyeglasses",
-        workers=1,
-    )
-    prepare_dataset(config)
+    prepare_dataset(custom_layout_config(face_photos, tmp_path / "again"))
 
     def splits(folder: Path) -> list[str]:
         with open(folder / "labels.csv", newline="") as handle:
