@@ -29,6 +29,8 @@ def run_gui(args: Sequence[str]) -> int:
     window = MainWindow(settings)
     window.show()
     photos = [Path(arg) for arg in args if not arg.startswith("-")]
+    if "--smoke-test" in args:
+        return _smoke_test(app, window, photos[0] if photos else resource_path("sample", "astronaut.jpg"))
     first_start = not settings.store.value("started_before", False, bool)
     if photos:
         open_later(window, photos[0])
@@ -36,3 +38,31 @@ def run_gui(args: Sequence[str]) -> int:
         open_later(window, resource_path("sample", "astronaut.jpg"))
     settings.store.setValue("started_before", True)
     return int(app.exec())
+
+
+def _smoke_test(app: object, window: object, photo: Path) -> int:
+    """Open a photo in the real window, report the faces found and quit: 0 if at least one face."""
+    from PySide6.QtCore import QTimer
+
+    outcome = {"code": 1}
+
+    def opened() -> None:
+        document = window.document  # type: ignore[attr-defined]
+        faces = len(document.faces) if document is not None else 0
+        message = window.banner.text  # type: ignore[attr-defined]
+        print(
+            f"smoke test: {photo.name}: {faces} face(s), {len(window.canvas.landmarks)} landmarks"  # type: ignore[attr-defined]
+            + (f"; {message}" if message else "")
+        )
+        outcome["code"] = 0 if faces else 1
+        window.undo_stack.setClean()  # type: ignore[attr-defined]
+        window.close()  # type: ignore[attr-defined]
+
+    def start() -> None:
+        job = window.open_path(photo)  # type: ignore[attr-defined]
+        job.signals.done.connect(lambda: QTimer.singleShot(200, opened))
+
+    QTimer.singleShot(0, start)
+    QTimer.singleShot(120_000, lambda: (print("smoke test: timed out"), window.close()))  # type: ignore[attr-defined]
+    app.exec()  # type: ignore[attr-defined]
+    return outcome["code"]
