@@ -172,10 +172,13 @@ def _run_prepare(options: argparse.Namespace) -> int:
         options.workers,
     )
     bar = ProgressBar(sys.stderr, unit="photos")
-    summary = prepare_dataset(
-        config,
-        lambda done, total: bar.update(done, total, "aligning") if done % 50 == 0 or done == total else None,
-    )
+
+    def progress(done: int, total: int) -> None:
+        every = 50 if bar.tty else max(total // 20, 50)  # a log file gets about 20 lines
+        if done % every == 0 or done == total:
+            bar.update(done, total, "aligning")
+
+    summary = prepare_dataset(config, progress)
     bar.finish()
     print(
         f"{summary['aligned']} of {summary['photos']} photos aligned into {options.out} "
