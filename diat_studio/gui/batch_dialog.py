@@ -31,7 +31,7 @@ from diat_studio.core.batch import REPORT_JSON, BatchReport, BatchRunner, BatchS
 from diat_studio.core.faces import FaceDetector
 from diat_studio.core.inference import Device, SessionCache, load_attribute_model
 from diat_studio.core.progress import format_duration
-from diat_studio.core.registry import ModelRegistry
+from diat_studio.core.registry import ModelEntry, ModelRegistry
 from diat_studio.gui.workers import Job, JobRunner
 
 
@@ -168,20 +168,18 @@ class BatchDialog(QDialog):
             recursive=self.recursive.isChecked(),
         )
         try:
-            models = [load_attribute_model(self.registry.get(name), device, self.sessions) for name in edits]
-            self.runner = BatchRunner(
-                Path(self.input_edit.text()), Path(self.output_edit.text()), models, self.detector(), settings
-            )
+            entries = [self.registry.get(name) for name in edits]
         except DiatError as exc:
             self.status.setText(str(exc))
             return
-        notices = {model.providers.message for model in models if model.providers.message}
         self.report = None
+        self.runner = None
         self.summary.setText("")
         self.progress.setValue(0)
         self.started = time.monotonic()
-        self.status.setText(" ".join(notices) or f"Starting on {models[0].providers.label}…")
-        self.job = Job(self._run, name="batch")
+        self.status.setText("Loading the models…")
+        folders = (Path(self.input_edit.text()), Path(self.output_edit.text()))
+        self.job = Job(self._run, entries, device, folders, settings, name="batch")
         self.job.signals.progress.connect(self._on_progress)
         self.job.signals.finished.connect(self._on_finished)
         self.job.signals.failed.connect(self._on_failed)
@@ -192,9 +190,22 @@ class BatchDialog(QDialog):
         self.folder_button.setEnabled(False)
         self.jobs.start(self.job)
 
-    def _run(self, job: Job) -> BatchReport:
-        assert self.runner is not None
-        runner = self.runner
+    def _run(
+        self,
+        job: Job,
+        entries: list[ModelEntry],
+        device: Device,
+        folders: tuple[Path, Path],
+        settings: BatchSettings,
+    ) -> BatchReport:
+        """In the background: create the ONNX sessions and the face detector, then run the batch."""
+        models = [load_attribute_model(entry, device, self.sessions) for entry in entries]
+        notices = {model.providers.message for model in models if model.providers.message}
+        job.report(" ".join(notices) or f"Running on {models[0].providers.label}", 0.0)
+        runner = BatchRunner(*folders, models, self.detector(), settings)
+        self.runner = runner
+        if job.is_cancelled():
+            runner.cancel()
 
         def progress(done: int, total: int, result: FileResult) -> None:
             job.report(f"{done}/{total} {result.path}: {result.status.value}", done / max(total, 1))

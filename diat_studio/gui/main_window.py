@@ -103,7 +103,7 @@ class MainWindow(QMainWindow):
         self._add_dock("Faces", self.faces_list, Qt.DockWidgetArea.RightDockWidgetArea)
         self._add_dock("History", self.history, Qt.DockWidgetArea.RightDockWidgetArea)
 
-        self.provider_label = QLabel("CPU")
+        self.provider_label = QLabel("Checking the execution device…")
         self.timing_label = QLabel("")
         self.zoom_label = QLabel("")
         for widget in (self.timing_label, self.zoom_label, self.provider_label):
@@ -111,7 +111,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._restore_window()
         self.reload_models()
-        self._update_provider(probe_device(self.settings.device))
+        self._probe_device()
         self._update_actions()
 
     # -- building ----------------------------------------------------------------------------------------
@@ -575,9 +575,15 @@ class MainWindow(QMainWindow):
         app = QApplication.instance()
         if isinstance(app, QApplication):
             apply_theme(app, self.settings.theme)
-        report = probe_device(self.settings.device)
-        self._update_provider(report)
+        self._probe_device()
         self.reload_models()
+
+    def _probe_device(self) -> None:
+        """Find out in the background which provider really runs (initialising CUDA can take seconds)."""
+        device = self.settings.device
+        job = Job(lambda _job: probe_device(device), name="probe")
+        job.signals.finished.connect(self._update_provider)
+        self.jobs.start(job)
 
     def show_about(self) -> None:
         QMessageBox.about(

@@ -79,7 +79,7 @@ def test_open_sample_shows_faces_and_landmarks(qtbot, window: MainWindow) -> Non
     assert window.faces_list.count() == 1
     assert len(window.canvas.masks) == 1  # the mouth mask of the selected local model
     assert window.windowTitle().startswith("astronaut.jpg")
-    assert "Running on CPU" in window.provider_label.text()
+    qtbot.waitUntil(lambda: "Running on CPU" in window.provider_label.text(), timeout=TIMEOUT)
 
 
 def test_drag_a_mask_vertex_then_undo_restores_it_exactly(qtbot, window: MainWindow) -> None:
