@@ -51,7 +51,6 @@ class Distributed:
 class Stage:
     """One training stage: its networks, optimisers and data samplers, and one `step`."""
 
-    #: networks (by config width field) that this stage trains and saves
     def __init__(
         self, config: TrainConfig, dataset: PreparedDataset, device: torch.device, dist: Distributed
     ):
