@@ -167,7 +167,8 @@ def _training_summary(
                 "reconstruction_weight",
             )
         },
-        "perceptual_regulariser": bool(config.get("denoiser")),
+        "perceptual_regulariser": bool(config.get("denoiser"))
+        and float(config.get("perceptual_weight", 1.0)) > 0,
         "dataset": {
             "folder": str(dataset.folder),
             "source": dataset.info.get("source"),

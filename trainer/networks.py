@@ -133,7 +133,11 @@ def _dilated_body(cin: int, width: int, layers: int) -> nn.Sequential:
 
 
 class LocalEnhancer(nn.Module):
-    """E_local(T(x), x, m): refines the transformed face inside the mask, sees the original around it."""
+    """E_local(T(x), x, m): refines the transformed face inside the mask, sees the original around it.
+
+    The residual is added to the mask composite m·T(x) + (1 − m)·x rather than to T(x): outside the mask
+    the starting point is then the photo itself, so E only has to learn to leave it alone (a residual
+    near zero) instead of learning to undo everything T changed there."""
 
     def __init__(self, width: int = 32, layers: int = 6) -> None:
         super().__init__()
@@ -141,7 +145,8 @@ class LocalEnhancer(nn.Module):
 
     def forward(self, transformed: torch.Tensor, original: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         residual = self.body(torch.cat([transformed, original, mask * 2.0 - 1.0], dim=1))
-        return torch.clamp(transformed + residual, -1.0, 1.0)
+        composite = mask * transformed + (1.0 - mask) * original
+        return torch.clamp(composite + residual, -1.0, 1.0)
 
 
 class GlobalEnhancer(nn.Module):

@@ -9,6 +9,7 @@ write the run folder. Each rank draws its own batches, so the effective batch is
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -55,6 +56,16 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _status_seconds(run_dir: Path, step: int) -> float:
+    """Wall time recorded by the session that stopped at `step`, for checkpoints written before they
+    carried their own; 0 when unknown."""
+    try:
+        status = json.loads((run_dir / "status.json").read_text())
+    except (OSError, ValueError):
+        return 0.0
+    return float(status.get("seconds") or 0.0) if status.get("step") == step else 0.0
+
+
 def training_loop(
     config: TrainConfig,
     run_dir: Path,
@@ -76,10 +87,12 @@ def training_loop(
     stage = STAGES[config.stage](config, dataset, device, dist)
     log = JsonlLog(run_dir / LOG_FILE)
     start = 0
+    earlier_seconds = 0.0  # training time of the sessions before this one (wall time is cumulative)
     if resume and (run_dir / CHECKPOINT).is_file():
         state = load_checkpoint(run_dir)
         stage.load_state_dict(state)
         start = int(state["step"])
+        earlier_seconds = float(state.get("seconds") or _status_seconds(run_dir, start))
         rng = state.get("torch_rng")
         if rng is not None:
             torch.set_rng_state(rng)
@@ -92,7 +105,12 @@ def training_loop(
     def checkpoint(step: int) -> None:
         if dist.main:
             state = stage.state_dict()
-            state.update(step=step, torch_rng=torch.get_rng_state(), config=config.to_dict())
+            state.update(
+                step=step,
+                torch_rng=torch.get_rng_state(),
+                config=config.to_dict(),
+                seconds=earlier_seconds + time.perf_counter() - started,
+            )
             atomic_save(state, run_dir / CHECKPOINT)
 
     def samples(step: int) -> None:
@@ -144,7 +162,8 @@ def training_loop(
         "status": status,
         "step": step,
         "steps": config.steps,
-        "seconds": round(time.perf_counter() - started, 2),
+        "seconds": round(earlier_seconds + time.perf_counter() - started, 2),
+        "session_seconds": round(time.perf_counter() - started, 2),
         "device": str(device),
         "world_size": dist.world,
     }

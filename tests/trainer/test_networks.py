@@ -47,3 +47,14 @@ def test_enhancers_start_as_the_identity() -> None:
 def test_unknown_network() -> None:
     with pytest.raises(ValueError, match="unknown network"):
         build_network("vgg")
+
+
+def test_untrained_local_enhancer_is_the_mask_composite() -> None:
+    """E_local starts from m·T(x) + (1 − m)·x: outside the mask it returns the photo untouched."""
+    transformed = torch.rand(2, 3, 32, 32) * 2 - 1
+    original = torch.rand(2, 3, 32, 32) * 2 - 1
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[..., 8:20, 10:24] = 1.0
+    out = build_network("local_enhancer", width=4)(transformed, original, mask)
+    assert torch.equal(out[..., 0:8, :], original[..., 0:8, :])
+    assert torch.allclose(out[..., 8:20, 10:24], transformed[..., 8:20, 10:24])

@@ -39,6 +39,12 @@ def test_resume_is_exact(tmp_path: Path, dataset_dir: Path) -> None:
     steps = [r["step"] for r in JsonlLog(run / "log.jsonl").read() if "losses" in r]
     assert steps == [1, 2, 3, 4, 5, 6]
     assert json.loads((run / "config.json").read_text())["steps"] == 6
+    # wall time adds up over the sessions: the first session's time is part of the total
+    first = json.loads((only_run(straight) / "status.json").read_text())  # a 6-step session, for scale
+    status = json.loads((run / "status.json").read_text())
+    assert status["seconds"] > status["session_seconds"] > 0
+    assert load_checkpoint(run)["seconds"] == pytest.approx(status["seconds"], abs=0.5)
+    assert first["seconds"] == first["session_seconds"]
 
 
 def test_resume_after_kill(tmp_path: Path, dataset_dir: Path) -> None:
