@@ -8,6 +8,8 @@ held-out faces that lack the target attribute value, composited through the same
 - identity kept rate: dlib descriptor distance between input and output below 0.6, and the mean distance;
 - local edits: PSNR outside the mask of the network output before compositing (the app's paste-back keeps
   those pixels bit-identical in any case);
+- sharpness ratio: the edited face's detail (variance of the Laplacian of the grey image, inside the
+  mask) over the input's — 1.0 is as sharp as the photo; it shows what the enhancement network buys;
 - an image grid (input | transformed | enhanced) of the first held-out faces.
 Results go to MODEL_DIR/evaluation.json, MODEL_DIR/evaluation.png and the manifest's metrics.
 """
@@ -19,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
@@ -67,7 +70,7 @@ def evaluate_model(
         raise ValueError(f"no held-out faces without the target value of {manifest.attribute}")
     region = manifest.region if manifest.kind == "local" else "face"
     started = time.perf_counter()
-    success_before, success_after, distances, psnrs = [], [], [], []
+    success_before, success_after, distances, psnrs, sharpness = [], [], [], [], []
     grid: list[list[np.ndarray]] = [[], [], []]
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
@@ -99,6 +102,10 @@ def evaluate_model(
                 error = (enhanced[i].astype(float) - crops[i])[outside[i]]
                 mse = float((error**2).mean()) if error.size else 0.0
                 psnrs.append(99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse))
+        for i in range(len(chunk)):
+            inside = masks[i] > 0.5
+            if inside.any():
+                sharpness.append(_detail(edited[i], inside) / max(_detail(crops[i], inside), 1e-6))
         if len(grid[0]) < GRID_FACES:
             take = GRID_FACES - len(grid[0])
             composite_t = np.clip(np.rint(crops * (1 - weight) + transformed * weight), 0, 255).astype(
@@ -120,6 +127,8 @@ def evaluate_model(
     }
     if psnrs:
         metrics["psnr_outside_mask_db"] = round(float(np.mean(psnrs)), 2)
+    if sharpness:
+        metrics["sharpness_ratio"] = round(float(np.median(sharpness)), 3)
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     save_grid([np.stack(column) for column in grid], model_dir / "evaluation.png")
     report = {"model": manifest.name, "data": str(data), "metrics": metrics}
@@ -128,6 +137,12 @@ def evaluate_model(
         updated = ModelManifest(**{**manifest.__dict__, "metrics": {**manifest.metrics, **metrics}})
         updated.save(model_dir)
     return report
+
+
+def _detail(image: np.ndarray, inside: np.ndarray) -> float:
+    """Variance of the Laplacian of the grey image over the pixels in `inside`."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return float(cv2.Laplacian(grey, cv2.CV_32F)[inside].var())
 
 
 def _classifier_accuracy(run: Path) -> float | None:

@@ -232,9 +232,13 @@ def test_global_export_and_evaluate(chain: dict[str, Path], tmp_path: Path, data
         "identity_kept_rate",
         "identity_mean_distance",
         "psnr_outside_mask_db",
+        "sharpness_ratio",
     ):
         assert key in report
     assert 0 <= report["attribute_success_rate"] <= 1 and report["heldout_faces"] >= 1
+    assert report["sharpness_ratio"] > 0
+    # E_local starts from the mask composite, so even briefly trained it leaves the outside alone
+    assert report["psnr_outside_mask_db"] > 30
     assert (
         ModelRegistry([local.parent]).get("remove-glasses").manifest.metrics["identity_kept_rate"]
         == (report["identity_kept_rate"])
