@@ -30,7 +30,8 @@ def row(label: str, model_dir: Path) -> str:
         f"| {100 * metrics['attribute_success_rate']:.1f}% "
         f"| {100 * metrics['attribute_rate_before_edit']:.1f}% "
         f"| {100 * metrics['identity_kept_rate']:.1f}% | {metrics['identity_mean_distance']:.3f} "
-        f"| {f'{psnr:.1f} dB' if psnr is not None else '—'} | {metrics['heldout_faces']} |"
+        f"| {f'{psnr:.1f} dB' if psnr is not None else '—'} | {metrics.get('sharpness_ratio', '—')} "
+        f"| {metrics['heldout_faces']} |"
     )
 
 
@@ -42,9 +43,9 @@ def main() -> None:
     options = parser.parse_args()
     print(
         "| setting | variant | T steps | perceptual regulariser | enhancement network | attribute success "
-        "| before edit | identity kept | mean identity distance | PSNR outside mask | faces |"
+        "| before edit | identity kept | mean identity distance | PSNR outside mask | sharpness | faces |"
     )
-    print("|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for spec in options.rows:
         label, _, folder = spec.partition("|")
         print(row(label, Path(folder)))

@@ -34,6 +34,11 @@ def _stage_rows(training: dict) -> list[str]:
     return rows
 
 
+def _onnx_megabytes(folder: Path, manifest: ModelManifest) -> float:
+    specs = [manifest.transform] + ([manifest.enhancer] if manifest.enhancer else [])
+    return sum((folder / spec.file).stat().st_size for spec in specs) / 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("model", type=Path)
@@ -86,6 +91,9 @@ def main() -> None:
             lines.append(f"| {label} | {shown} | {text} ({met}) |")
     if "identity_mean_distance" in metrics:
         lines.append(f"| mean identity distance | {metrics['identity_mean_distance']:.3f} | |")
+    if "sharpness_ratio" in metrics:
+        sharpness = metrics["sharpness_ratio"]
+        lines.append(f"| sharpness ratio inside the mask (1 = as the photo) | {sharpness:.2f} | |")
     if "attribute_rate_before_edit" in metrics:
         lines.append(
             f"| classifier says 'target' before editing "
@@ -94,7 +102,10 @@ def main() -> None:
     lines += [
         "",
         f"{metrics.get('heldout_faces')} held-out faces; evaluator classifier `{metrics.get('classifier')}` "
-        f"(held-out balanced accuracy {metrics.get('classifier_heldout_balanced_accuracy')}).",
+        f"(held-out balanced accuracy {100 * (metrics.get('classifier_heldout_balanced_accuracy') or 0):.1f}%"
+        "). "
+        f"ONNX files: {_onnx_megabytes(options.model, manifest):.2f} MB in all (target ≤ 20 MB); per-face "
+        "latency on the development CPU: docs/PERFORMANCE.md (`bench/bench_models.py`).",
         "",
         f"![input | transformed | enhanced]({manifest.name}.png)",
         "",

@@ -9,7 +9,8 @@ held-out faces that lack the target attribute value, composited through the same
 - local edits: PSNR outside the mask of the network output before compositing (the app's paste-back keeps
   those pixels bit-identical in any case);
 - sharpness ratio: the edited face's detail (variance of the Laplacian of the grey image, inside the
-  mask) over the input's — 1.0 is as sharp as the photo; it shows what the enhancement network buys;
+  mask) over the input's, median over faces — 1.0 matches the photo, below 1 is blur, above 1 is added
+  texture or artefacts; it shows what the enhancement network changes;
 - an image grid (input | transformed | enhanced) of the first held-out faces.
 Results go to MODEL_DIR/evaluation.json, MODEL_DIR/evaluation.png and the manifest's metrics.
 """
