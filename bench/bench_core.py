@@ -11,11 +11,8 @@ Prints a Markdown table (median of --repeat runs, milliseconds).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -23,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.timing import median_ms
 from diat_studio.core.alignment import align_face, paste_back
 from diat_studio.core.faces import FaceDetector
 from diat_studio.core.inference import Device, load_attribute_model
@@ -43,16 +41,6 @@ def photo_of_size(width: int, height: int) -> np.ndarray:
         scaled, 0, height - side, (width - side) // 2, width - side - (width - side) // 2, cv2.BORDER_REFLECT
     )
     return np.ascontiguousarray(canvas)
-
-
-def median_ms(function: Callable[[], object], repeat: int) -> float:
-    function()  # warm-up
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return 1000 * statistics.median(times)
 
 
 def main() -> None:

@@ -12,10 +12,7 @@ Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -23,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.timing import median_ms
 from diat_studio.core.alignment import align_face
 from diat_studio.core.faces import FaceDetector
 from diat_studio.core.image_io import load_photo
@@ -33,16 +31,6 @@ from diat_studio.core.registry import ModelRegistry
 
 SIZE_TARGET_MB = 20.0
 LATENCY_TARGET_MS = 60.0
-
-
-def median_ms(function: Callable[[], object], repeat: int) -> float:
-    function()  # warm-up: session initialisation and memory arenas
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return 1000 * statistics.median(times)
 
 
 def edit_batch(model: AttributeModel, crops: np.ndarray, masks: np.ndarray) -> np.ndarray:
