@@ -68,8 +68,7 @@ def main() -> None:
         one_crop, one_mask = aligned.crop[None], mask.astype(np.float32)[None]
         crops = np.repeat(one_crop, options.batch, axis=0)
         masks = np.repeat(one_mask, options.batch, axis=0)
-        files = [manifest.transform] + ([manifest.enhancer] if manifest.enhancer else [])
-        size_mb = sum(entry.network_path(spec).stat().st_size for spec in files) / 1e6
+        size_mb = entry.onnx_bytes() / 1e6
         single = median_ms(partial(edit_batch, model, one_crop, one_mask), options.repeat)
         batched = median_ms(partial(edit_batch, model, crops, masks), options.repeat) / options.batch
         rows.append(

@@ -22,8 +22,7 @@ def main() -> None:
         manifest = entry.manifest
         assert manifest is not None
         metrics, training = manifest.metrics, manifest.training
-        files = [manifest.transform] + ([manifest.enhancer] if manifest.enhancer else [])
-        size = sum(entry.network_path(spec).stat().st_size for spec in files) / 1e6
+        size = entry.onnx_bytes() / 1e6
         kind = f"local ({manifest.region.value})" if manifest.kind == "local" else "global"
         psnr = metrics.get("psnr_outside_mask_db")
         print(

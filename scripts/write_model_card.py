@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from diat_studio.core.manifest import ModelManifest
+from diat_studio.core.registry import ModelRegistry
 
 TARGETS = {
     "attribute_success_rate": ("attribute success", 0.80, "≥ 80%"),
@@ -32,11 +33,6 @@ def _stage_rows(training: dict) -> list[str]:
                 f"| {minutes} | {run.get('device')} × {run.get('world_size')} |"
             )
     return rows
-
-
-def _onnx_megabytes(folder: Path, manifest: ModelManifest) -> float:
-    specs = [manifest.transform] + ([manifest.enhancer] if manifest.enhancer else [])
-    return sum((folder / spec.file).stat().st_size for spec in specs) / 1e6
 
 
 def main() -> None:
@@ -99,12 +95,13 @@ def main() -> None:
             f"| classifier says 'target' before editing "
             f"| {100 * metrics['attribute_rate_before_edit']:.1f}% | |"
         )
+    onnx_mb = ModelRegistry([options.model.parent]).get(manifest.name).onnx_bytes() / 1e6
     lines += [
         "",
         f"{metrics.get('heldout_faces')} held-out faces; evaluator classifier `{metrics.get('classifier')}` "
         f"(held-out balanced accuracy {100 * (metrics.get('classifier_heldout_balanced_accuracy') or 0):.1f}%"
         "). "
-        f"ONNX files: {_onnx_megabytes(options.model, manifest):.2f} MB in all (target ≤ 20 MB); per-face "
+        f"ONNX files: {onnx_mb:.2f} MB in all (target ≤ 20 MB); per-face "
         "latency on the development CPU: docs/PERFORMANCE.md (`bench/bench_models.py`).",
         "",
         f"![input | transformed | enhanced]({manifest.name}.png)",

@@ -36,6 +36,13 @@ class ModelEntry:
     def network_path(self, spec: NetworkSpec) -> Path:
         return (self.directory / spec.file).resolve()
 
+    def onnx_bytes(self) -> int:
+        """Total size of the model's ONNX files (transform and, if any, enhancer)."""
+        if self.manifest is None:
+            return 0
+        specs = [self.manifest.transform] + ([self.manifest.enhancer] if self.manifest.enhancer else [])
+        return sum(self.network_path(spec).stat().st_size for spec in specs)
+
 
 class ModelRegistry:
     """Scans model folders in order; an earlier folder's model shadows a later one of the same name."""
