@@ -112,7 +112,14 @@ def _parser() -> argparse.ArgumentParser:
         "--data", type=Path, required=True, help="the prepared dataset (its held-out split)"
     )
     evaluate.add_argument("--classifier", type=Path, required=True, metavar="RUN", help="an 'evaluator' run")
-    evaluate.add_argument("--limit", type=int, default=500, help="at most this many held-out faces")
+    evaluate.add_argument("--limit", type=int, default=500, help="at most this many faces")
+    evaluate.add_argument(
+        "--split",
+        choices=("heldout", "dev"),
+        default="heldout",
+        help="held-out faces (final numbers, written to the manifest) or the developers' split that the "
+        "transform run set aside with --dev-fraction (sweeps; evaluation-dev.json only)",
+    )
     evaluate.add_argument(
         "--no-manifest", action="store_true", help="do not write the metrics into the manifest"
     )
@@ -327,6 +334,7 @@ def _run_evaluate(options: argparse.Namespace) -> int:
         options.classifier,
         limit=options.limit,
         update_manifest=not options.no_manifest,
+        split=options.split,
     )
     print(json.dumps(report["metrics"], indent=2))
     return EXIT_OK

@@ -29,6 +29,9 @@ class TrainConfig:
     region: str | None = None
     """Local attributes: the edited region (mouth, eyes). None: a global attribute."""
 
+    dev_fraction: float = 0.0
+    """Training faces set aside as the developers' split (never trained on; `evaluate --split dev`)."""
+
     # schedule
     steps: int = 1000
     batch_size: int = 16

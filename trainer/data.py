@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,10 @@ MIRROR_68 = np.array(
      54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55,
      64, 63, 62, 61, 60, 67, 66, 65]
 )  # fmt: skip
+
+
+#: Seed of the developers' split (see PreparedDataset.with_dev_split); fixed so that runs agree on it.
+DEV_SPLIT_SEED = 20161018
 
 
 class DatasetError(ValueError):
@@ -72,8 +76,23 @@ class PreparedDataset:
     def licence(self) -> str:
         return str(self.info.get("licence", ""))
 
+    def with_dev_split(self, fraction: float, seed: int = DEV_SPLIT_SEED) -> PreparedDataset:
+        """This dataset with `fraction` of its training faces moved to a "dev" split.
+
+        The developers' split is where weights are swept and runs compared: the held-out split stays for
+        the final numbers only. The choice depends on the fraction and seed alone (not on the run), so
+        every run with the same fraction leaves out the same faces.
+        """
+        if not 0.0 <= fraction < 1.0:
+            raise DatasetError(f"the dev fraction must be in [0, 1), got {fraction}")
+        train = np.flatnonzero(self.split == "train")
+        chosen = np.random.default_rng(seed).permutation(train)[: round(fraction * len(train))]
+        split = self.split.copy()
+        split[chosen] = "dev"
+        return replace(self, split=split)
+
     def indices(self, split: str, attribute: str | None = None, value: int | None = None) -> np.ndarray:
-        """Row indices of a split ("train", "heldout" or "all"), optionally with attribute == value."""
+        """Row indices of a split ("train", "dev", "heldout" or "all"), optionally with attribute == value."""
         chosen = np.ones(len(self.split), bool) if split == "all" else self.split == split
         if attribute is not None:
             if attribute not in self.labels:

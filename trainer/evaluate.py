@@ -13,6 +13,10 @@ held-out faces that lack the target attribute value, composited through the same
   texture or artefacts; it shows what the enhancement network changes;
 - an image grid (input | transformed | enhanced) of the first held-out faces.
 Results go to MODEL_DIR/evaluation.json, MODEL_DIR/evaluation.png and the manifest's metrics.
+
+`split="dev"` measures on the developers' split that the transform run set aside (`--dev-fraction`)
+instead, for weight sweeps and comparisons: results go to evaluation-dev.json / .png and never into the
+manifest, so the held-out faces are looked at only for the final numbers.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ def evaluate_model(
     limit: int = 500,
     update_manifest: bool = True,
     batch_size: int = 32,
+    split: str = "heldout",
 ) -> dict[str, Any]:
     model_dir, data = Path(model_dir), Path(data)
     manifest = ModelManifest.load(model_dir)
@@ -55,6 +60,11 @@ def evaluate_model(
         raise ModelError(f"{model_dir}: not a usable model ({entry.reason if entry else 'not found'})")
     model = load_attribute_model(entry, Device.AUTO)
     dataset = PreparedDataset.open(data)
+    if split == "dev":
+        dataset = dataset.with_dev_split(_dev_fraction(manifest))
+        update_manifest = False  # the manifest and the card carry held-out numbers only
+    elif split != "heldout":
+        raise ValueError(f"unknown split {split!r}: use heldout or dev")
     if dataset.size != manifest.crop_size:
         raise ValueError(f"dataset crops are {dataset.size} px, the model expects {manifest.crop_size} px")
     classifier_config = run_config(classifier_run)
@@ -66,9 +76,9 @@ def evaluate_model(
     classifier = load_trained(classifier_run, "classifier", "classifier_width").eval()
     identity = FaceIdentity(dataset.template)
     target = 1 if manifest.direction == "add" else 0
-    rows = dataset.indices("heldout", manifest.attribute, 1 - target)[:limit]
+    rows = dataset.indices(split, manifest.attribute, 1 - target)[:limit]
     if len(rows) == 0:
-        raise ValueError(f"no held-out faces without the target value of {manifest.attribute}")
+        raise ValueError(f"no {split} faces without the target value of {manifest.attribute}")
     region = manifest.region if manifest.kind == "local" else "face"
     started = time.perf_counter()
     success_before, success_after, distances, psnrs, sharpness = [], [], [], [], []
@@ -117,7 +127,7 @@ def evaluate_model(
             grid[2] += list(edited[:take])
     distances_array = np.array(distances)
     metrics: dict[str, Any] = {
-        "heldout_faces": len(rows),
+        f"{split}_faces": len(rows),
         "attribute_success_rate": round(float(np.mean(success_after)), 4),
         "attribute_rate_before_edit": round(float(np.mean(success_before)), 4),
         "identity_kept_rate": round(float((distances_array < SAME_PERSON_DISTANCE).mean()), 4),
@@ -131,13 +141,26 @@ def evaluate_model(
     if sharpness:
         metrics["sharpness_ratio"] = round(float(np.median(sharpness)), 3)
     metrics["seconds"] = round(time.perf_counter() - started, 2)
-    save_grid([np.stack(column) for column in grid], model_dir / "evaluation.png")
-    report = {"model": manifest.name, "data": str(data), "metrics": metrics}
-    (model_dir / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
+    stem = "evaluation" if split == "heldout" else f"evaluation-{split}"
+    save_grid([np.stack(column) for column in grid], model_dir / f"{stem}.png")
+    report = {"model": manifest.name, "data": str(data), "split": split, "metrics": metrics}
+    (model_dir / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     if update_manifest:
         updated = ModelManifest(**{**manifest.__dict__, "metrics": {**manifest.metrics, **metrics}})
         updated.save(model_dir)
     return report
+
+
+def _dev_fraction(manifest: ModelManifest) -> float:
+    """The developers' split the model's transform run left out (from the manifest's training summary)."""
+    dataset = manifest.training.get("dataset") or {}
+    fraction = float(dataset.get("dev_fraction") or 0.0)
+    if fraction <= 0:
+        raise ValueError(
+            f"{manifest.name} was trained on every training face: it has no developers' split "
+            "(train with --dev-fraction to set one aside)"
+        )
+    return fraction
 
 
 def _detail(image: np.ndarray, inside: np.ndarray) -> float:

@@ -174,6 +174,7 @@ def _training_summary(
             "source": dataset.info.get("source"),
             "faces": len(dataset.crops),
             "split": dataset.info.get("split"),
+            "dev_fraction": float(config.get("dev_fraction") or 0.0),
         },
         "transform": _run_summary(transform_run, config),
     }

@@ -82,6 +82,8 @@ def training_loop(
         torch.set_num_threads(config.threads)
     _seed_everything(config.seed + dist.rank)
     dataset = PreparedDataset.open(config.data)
+    if config.dev_fraction:
+        dataset = dataset.with_dev_split(config.dev_fraction)
     if dataset.size != dataset.template.size:
         raise ValueError("dataset crops and template disagree on the crop size")
     stage = STAGES[config.stage](config, dataset, device, dist)

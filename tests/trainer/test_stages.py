@@ -244,3 +244,71 @@ def test_global_export_and_evaluate(chain: dict[str, Path], tmp_path: Path, data
         == (report["identity_kept_rate"])
     )
     assert (local / "evaluation.png").is_file()
+
+
+def test_dev_split_is_never_trained_on_and_evaluated_apart(
+    chain: dict[str, Path], tmp_path: Path, dataset_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainer import data as data_module
+    from trainer.data import PreparedDataset
+
+    sampled: list[np.ndarray] = []
+    original_init = data_module.BatchSampler.__init__
+
+    def recording_init(self: data_module.BatchSampler, dataset: object, rows: np.ndarray, *a, **k) -> None:  # type: ignore[no-untyped-def]
+        sampled.append(np.asarray(rows))
+        original_init(self, dataset, rows, *a, **k)
+
+    monkeypatch.setattr(data_module.BatchSampler, "__init__", recording_init)
+    run = train(
+        chain["diat"].parent,
+        "--stage",
+        "diat",
+        "--data",
+        str(dataset_dir),
+        "--attribute",
+        "Eyeglasses",
+        "--direction",
+        "remove",
+        "--region",
+        "eyes",
+        "--steps",
+        "2",
+        "--dev-fraction",
+        "0.3",
+        "--init-transform",
+        str(chain["reconstruct"]),
+        "--init-discriminator",
+        str(chain["classify"]),
+    )
+    dev = set(PreparedDataset.open(dataset_dir).with_dev_split(0.3).indices("dev"))
+    assert dev and sampled and not any(dev & set(rows.tolist()) for rows in sampled)
+
+    folder = tmp_path / "models" / "dev-edit"
+    assert main(["export", str(run), "--out", str(folder), "--enhancer", str(chain["enhance-local"])]) == 0
+    assert json.loads((folder / "manifest.json").read_text())["training"]["dataset"]["dev_fraction"] == 0.3
+    evaluate = ["evaluate", str(folder), "--data", str(dataset_dir), "--classifier", str(chain["evaluator"])]
+    assert main([*evaluate, "--split", "dev"]) == 0
+    report = json.loads((folder / "evaluation-dev.json").read_text())
+    eyeglasses = PreparedDataset.open(dataset_dir).labels["Eyeglasses"]
+    assert report["split"] == "dev" and report["metrics"]["dev_faces"] == sum(eyeglasses[i] == 1 for i in dev)
+    assert (folder / "evaluation-dev.png").is_file() and not (folder / "evaluation.json").exists()
+    assert json.loads((folder / "manifest.json").read_text())["metrics"] == {}  # dev numbers stay out of it
+
+    plain = tmp_path / "models" / "no-dev"
+    assert main(["export", str(chain["diat-a"]), "--out", str(plain)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(plain),
+                "--data",
+                str(dataset_dir),
+                "--classifier",
+                str(chain["evaluator"]),
+                "--split",
+                "dev",
+            ]
+        )
+        == 2
+    )
