@@ -61,6 +61,14 @@ def main() -> None:
         f"- source: `{dataset.get('source')}` — {dataset.get('faces')} aligned faces",
         f"- split (seed {split.get('seed')}): {split.get('train')} train, {split.get('heldout')} held out;",
         "  the held-out faces are never trained on, and the evaluation uses only them",
+        *(
+            [
+                f"- developers' split: {100 * dataset['dev_fraction']:.0f}% of the training faces set aside "
+                "(not trained on) for weight sweeps (`evaluate --split dev`); see docs/TRAINING.md"
+            ]
+            if dataset.get("dev_fraction")
+            else []
+        ),
         "",
         "## Training",
         "",
