@@ -53,6 +53,8 @@ def evaluate_model(
     batch_size: int = 32,
     split: str = "heldout",
 ) -> dict[str, Any]:
+    if split not in ("heldout", "dev"):
+        raise ValueError(f"unknown split {split!r}: use heldout or dev")
     model_dir, data = Path(model_dir), Path(data)
     manifest = ModelManifest.load(model_dir)
     entry = next((e for e in ModelRegistry([model_dir.parent]).entries if e.directory == model_dir), None)
@@ -63,8 +65,6 @@ def evaluate_model(
     if split == "dev":
         dataset = dataset.with_dev_split(_dev_fraction(manifest))
         update_manifest = False  # the manifest and the card carry held-out numbers only
-    elif split != "heldout":
-        raise ValueError(f"unknown split {split!r}: use heldout or dev")
     if dataset.size != manifest.crop_size:
         raise ValueError(f"dataset crops are {dataset.size} px, the model expects {manifest.crop_size} px")
     classifier_config = run_config(classifier_run)
