@@ -2,6 +2,9 @@
 
 Exit codes: 0 all done, 1 some files failed, 2 bad usage (nothing was processed), 130 cancelled.
 User errors print one clear line; tracebacks are for bugs only.
+
+Experimental models (below their quality bar) are hidden as in the window: `batch` refuses them and
+`models` leaves them out unless `--experimental` is given.
 """
 
 from __future__ import annotations
@@ -84,11 +87,19 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow OUT_DIR to be inside IN_DIR (inputs are still never overwritten)",
     )
+    batch.add_argument(
+        "--experimental",
+        action="store_true",
+        help="allow experimental models (they do not pass their quality bar yet; see their model cards)",
+    )
     _add_models_dir(batch)
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     batch.set_defaults(run=_run_batch)
 
     models = commands.add_parser("models", help="list installed models and whether they can be used")
+    models.add_argument(
+        "--experimental", action="store_true", help="also list experimental models (hidden by default)"
+    )
     _add_models_dir(models)
     models.set_defaults(run=_run_models)
 
@@ -143,9 +154,18 @@ def _run_batch(options: argparse.Namespace) -> int:
     try:
         registry = ModelRegistry.default(options.models_dir)
         cache = SessionCache()
-        models = [
-            load_attribute_model(registry.get(name), Device(options.device), cache) for name in options.edit
-        ]
+        entries = [registry.get(name) for name in options.edit]
+        experimental = [entry.name for entry in entries if entry.experimental]
+        if experimental and not options.experimental:
+            names = ", ".join(f"'{name}'" for name in experimental)
+            one = len(experimental) == 1
+            _error(
+                f"{'model' if one else 'models'} {names} {'is' if one else 'are'} experimental (below the "
+                "quality bar; see the model card): pass --experimental to use "
+                f"{'it' if one else 'them'} anyway"
+            )
+            return EXIT_USAGE
+        models = [load_attribute_model(entry, Device(options.device), cache) for entry in entries]
         for message in {model.providers.message for model in models if model.providers.message}:
             print(f"diat-studio: {message}", file=sys.stderr)
         settings = BatchSettings(
@@ -197,22 +217,27 @@ def _run_models(options: argparse.Namespace) -> int:
     from diat_studio.core.registry import ModelRegistry
 
     registry = ModelRegistry.default(options.models_dir)
-    entries = registry.entries
     print("Model folders: " + ", ".join(str(folder) for folder in registry.folders))
-    if not entries:
+    if not registry.entries:
         print("No models installed. Add a folder with manifest.json and ONNX files to one of the folders")
         print("above (or pass --models-dir), or train one with `diat-studio-train`.")
         return EXIT_OK
-    for entry in entries:
+    for entry in registry.visible(options.experimental, include_unavailable=True):
         manifest = entry.manifest
         if manifest is not None:
-            detail = (
-                f"{manifest.kind:6} {manifest.region.value:5} {manifest.crop_size}px  {manifest.display_name}"
-            )
+            detail = f"{manifest.kind:6} {manifest.region.value:5} {manifest.crop_size}px  {manifest.label}"
         else:
             detail = "?"
         state = "available" if entry.available else f"UNAVAILABLE: {entry.reason}"
+        if entry.experimental:
+            state += ", EXPERIMENTAL (below its quality bar; batch needs --experimental)"
         print(f"{entry.name:24} {detail}\n{'':24} {state}  ({entry.directory})")
+    hidden = [entry for entry in registry.entries if entry.experimental and not options.experimental]
+    if hidden:
+        print(
+            f"{len(hidden)} experimental model(s) not listed ({', '.join(e.name for e in hidden)}); "
+            "pass --experimental to list them."
+        )
     return EXIT_OK
 
 

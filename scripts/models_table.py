@@ -26,7 +26,7 @@ def main() -> None:
         kind = f"local ({manifest.region.value})" if manifest.kind == "local" else "global"
         psnr = metrics.get("psnr_outside_mask_db")
         print(
-            f"| {manifest.display_name} | {kind} | {training.get('variant', '?').upper()} "
+            f"| {manifest.label} | {kind} | {training.get('variant', '?').upper()} "
             f"| {training.get('transform', {}).get('steps', '?')} "
             f"| {100 * metrics['attribute_success_rate']:.1f}% "
             f"({100 * metrics['attribute_rate_before_edit']:.1f}%) "

@@ -50,7 +50,7 @@ def main() -> None:
     dataset = training.get("dataset", {})
     split = dataset.get("split") or {}
     lines = [
-        f"# {manifest.display_name} (`{manifest.name}`)",
+        f"# {manifest.label} (`{manifest.name}`)",
         "",
         f"{manifest.description}. Kind: {manifest.kind}"
         + (f", region: {manifest.region.value}" if manifest.kind == "local" else "")

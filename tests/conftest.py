@@ -47,6 +47,14 @@ def models_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def experimental_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models folder with one experimental model: `redden-eyes`, local (eyes), usable."""
+    root = tmp_path_factory.mktemp("experimental-models")
+    onnx_fixtures.model_folder(root, "redden-eyes", "local", RegionKind.EYES, experimental=True)
+    return root
+
+
 @pytest.fixture()
 def isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point the per-user data folder at an empty temporary folder."""

@@ -123,6 +123,7 @@ def model_folder(
     *,
     crop_size: int = 128,
     with_enhancer: bool = True,
+    experimental: bool = False,
     **transform_options: object,
 ) -> Path:
     """A complete model folder (transform.onnx, enhancer.onnx, manifest.json) under root/name."""
@@ -151,6 +152,7 @@ def model_folder(
         training={"fixture": True},
         metrics={},
         licence="test fixture, no data",
+        experimental=experimental,
     )
     manifest.save(folder)
     return folder

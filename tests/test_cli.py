@@ -148,3 +148,48 @@ def test_pixel_limit_is_configurable(
     )
     assert code == EXIT_FAILED
     assert "a.jpg: 512×512 pixels (0.262 MP) is over the limit of 0.1 MP" in capsys.readouterr().err
+
+
+def test_batch_refuses_an_experimental_model_without_the_flag(
+    photos: Path, tmp_path: Path, models_root: Path, experimental_root: Path, isolated_user_dirs, capsys
+) -> None:
+    argv = ["batch", str(photos), str(tmp_path / "out"), "--edit", "redden-mouth", "--edit", "redden-eyes"]
+    folders = ["--models-dir", str(models_root), "--models-dir", str(experimental_root)]
+    assert main(argv + folders) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("diat-studio: error: model 'redden-eyes' is experimental")
+    assert "pass --experimental to use it" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_batch_runs_an_experimental_model_with_the_flag(
+    photos: Path, tmp_path: Path, experimental_root: Path, isolated_user_dirs, capsys
+) -> None:
+    argv = ["batch", str(photos), str(tmp_path / "out"), "--edit", "redden-eyes", "--experimental"]
+    code = main([*argv, "--device", "cpu", "-q", "--models-dir", str(experimental_root)])
+    captured = capsys.readouterr()
+    assert code == EXIT_OK, captured.err
+    assert "2 files: 2 done" in captured.out
+    report = json.loads((tmp_path / "out" / "diat-studio-report.json").read_text())
+    assert report["edits"] == ["redden-eyes"]
+    assert not np.array_equal(
+        np.asarray(Image.open(tmp_path / "out" / "b.png")), np.asarray(Image.open(photos / "b.png"))
+    )
+
+
+def test_models_hides_experimental_models_unless_asked(
+    models_root: Path, experimental_root: Path, isolated_user_dirs, capsys
+) -> None:
+    folders = ["--models-dir", str(models_root), "--models-dir", str(experimental_root)]
+    assert main(["models", *folders]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "redden-mouth" in out
+    listed = [line for line in out.splitlines() if line.startswith("redden-eyes")]
+    assert listed == []
+    assert "experimental model(s) not listed (" in out and "redden-eyes" in out
+    assert "pass --experimental to list them" in out
+    assert main(["models", "--experimental", *folders]) == EXIT_OK
+    out = capsys.readouterr().out
+    (line,) = [line for line in out.splitlines() if line.startswith("redden-eyes")]
+    assert "Redden eyes (experimental)" in line
+    assert "available, EXPERIMENTAL" in out and "not listed" not in out

@@ -6,6 +6,7 @@ Example::
       "format_version": 1,
       "name": "remove-eyeglasses",
       "display_name": "Remove eyeglasses",
+      "experimental": true,
       "attribute": "Eyeglasses",
       "direction": "remove",
       "kind": "local",
@@ -24,6 +25,10 @@ Tensors are NCHW float32 RGB scaled to `value_range`; the mask input is N×1×H�
 is optional. A local enhancer takes the transformed face, the original face and the mask; a global one
 takes only the transformed face. `file` is relative to the manifest's folder (it may point to a shared
 file such as `../global-enhancer/enhancer.onnx`).
+
+`experimental` (optional, default false; written only when true) marks an edit that does not pass its
+quality bar yet: it stays installed, but the app's edit list and the batch command hide it unless the user
+asks for experimental models (Settings → Show experimental models, `--experimental`).
 """
 
 from __future__ import annotations
@@ -82,10 +87,17 @@ class ModelManifest:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     licence: str = ""
+    experimental: bool = False
+    """Does not pass its quality bar yet: hidden from lists unless experimental models are asked for."""
 
     @property
     def crop_size(self) -> int:
         return self.template.size
+
+    @property
+    def label(self) -> str:
+        """The display name, marked "(experimental)" for an experimental model: what lists show."""
+        return f"{self.display_name} (experimental)" if self.experimental else self.display_name
 
     def enhancer_roles(self) -> dict[str, int]:
         return LOCAL_ENHANCER_INPUTS if self.kind == "local" else GLOBAL_ENHANCER_INPUTS
@@ -95,6 +107,7 @@ class ModelManifest:
             "format_version": FORMAT_VERSION,
             "name": self.name,
             "display_name": self.display_name,
+            **({"experimental": True} if self.experimental else {}),
             "attribute": self.attribute,
             "direction": self.direction,
             "kind": self.kind,
@@ -162,6 +175,9 @@ class ModelManifest:
         if enhancer_data is not None:
             roles = LOCAL_ENHANCER_INPUTS if kind == "local" else GLOBAL_ENHANCER_INPUTS
             enhancer = _network(enhancer_data, "enhancer", roles)
+        experimental = data.get("experimental", False)
+        if not isinstance(experimental, bool):
+            raise ManifestError(f"manifest: 'experimental' must be true or false, got {experimental!r}")
         name = _require(data, "name", str)
         if not name or "/" in name or name.strip() != name:
             raise ManifestError(f"manifest: bad model name {name!r}")
@@ -180,6 +196,7 @@ class ModelManifest:
             training=dict(data.get("training") or {}),
             metrics=dict(data.get("metrics") or {}),
             licence=str(data.get("licence", "")),
+            experimental=experimental,
         )
 
 

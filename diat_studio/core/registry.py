@@ -3,6 +3,9 @@
 A model folder is any sub-folder holding a `manifest.json`. The registry checks each one without running
 it — manifest fields, files present, SHA-256 hashes, ONNX graph readable, tensor names and shapes as the
 manifest says — and lists a bad model as unavailable with the reason instead of failing as a whole.
+
+An experimental model (manifest `experimental: true`) is usable but is left out of what a user is offered
+(`visible`) unless experimental models are asked for.
 """
 
 from __future__ import annotations
@@ -32,6 +35,16 @@ class ModelEntry:
     @property
     def available(self) -> bool:
         return self.reason is None and self.manifest is not None
+
+    @property
+    def experimental(self) -> bool:
+        """The manifest marks the model experimental (it does not pass its quality bar yet)."""
+        return self.manifest is not None and self.manifest.experimental
+
+    @property
+    def label(self) -> str:
+        """The name a list shows: the display name, marked "(experimental)" where it applies."""
+        return self.manifest.label if self.manifest is not None else self.name
 
     def network_path(self, spec: NetworkSpec) -> Path:
         return (self.directory / spec.file).resolve()
@@ -64,6 +77,21 @@ class ModelRegistry:
 
     def available(self) -> list[ModelEntry]:
         return [entry for entry in self._entries if entry.available]
+
+    def visible(
+        self, include_experimental: bool = False, *, include_unavailable: bool = False
+    ) -> list[ModelEntry]:
+        """What a user is offered: the usable models (and the unusable ones, to show why, if asked),
+        without the experimental ones unless `include_experimental`."""
+        return [
+            entry
+            for entry in self._entries
+            if (entry.available or include_unavailable) and (include_experimental or not entry.experimental)
+        ]
+
+    def hidden_experimental(self) -> list[ModelEntry]:
+        """The usable experimental models, which `visible()` leaves out by default."""
+        return [entry for entry in self.available() if entry.experimental]
 
     def scan(self) -> list[ModelEntry]:
         entries: list[ModelEntry] = []

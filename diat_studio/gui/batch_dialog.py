@@ -1,4 +1,7 @@
-"""File → Batch process folder…: the core batch in a background job, with progress, ETA and Cancel."""
+"""File → Batch process folder…: the core batch in a background job, with progress, ETA and Cancel.
+
+The edits offered are the usable models, experimental ones only when Show experimental models is on.
+"""
 
 from __future__ import annotations
 
@@ -43,6 +46,8 @@ class BatchDialog(QDialog):
         detector: Callable[[], FaceDetector],
         device: Device,
         parent: QWidget | None = None,
+        *,
+        include_experimental: bool = False,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Batch process folder")
@@ -59,12 +64,6 @@ class BatchDialog(QDialog):
         self.input_edit = QLineEdit()
         self.output_edit = QLineEdit()
         self.edits = QListWidget()
-        for entry in registry.available():
-            item = QListWidgetItem(entry.manifest.display_name if entry.manifest else entry.name)
-            item.setData(Qt.ItemDataRole.UserRole, entry.name)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Unchecked)
-            self.edits.addItem(item)
         self.recursive = QCheckBox("Include sub-folders")
         self.faces = QComboBox()
         self.faces.addItem("All faces", "all")
@@ -115,9 +114,36 @@ class BatchDialog(QDialog):
         layout.addWidget(self.summary)
         layout.addLayout(buttons)
         layout.addWidget(close)
-        if not registry.available():
-            self.status.setText("No usable models are installed: a batch needs at least one edit.")
-            self.start_button.setEnabled(False)
+        self.set_models(registry, include_experimental)
+
+    def set_models(self, registry: ModelRegistry, include_experimental: bool) -> None:
+        """Offer the registry's usable models (experimental ones only if asked); ticked edits that are
+        still offered stay ticked."""
+        ticked = set(self.chosen_edits())
+        self.registry = registry
+        self.edits.clear()
+        entries = registry.visible(include_experimental)
+        for entry in entries:
+            item = QListWidgetItem(entry.label)
+            item.setData(Qt.ItemDataRole.UserRole, entry.name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            ticked_now = entry.name in ticked
+            item.setCheckState(Qt.CheckState.Checked if ticked_now else Qt.CheckState.Unchecked)
+            if entry.experimental:
+                item.setToolTip("Experimental: does not pass its quality bar yet (see its model card)")
+            self.edits.addItem(item)
+        if not self.running:
+            self.start_button.setEnabled(bool(entries))
+        if not entries:
+            hidden = 0 if include_experimental else len(registry.hidden_experimental())
+            self.status.setText(
+                f"No usable model is offered: {hidden} experimental model(s) are hidden (turn on Show "
+                "experimental models in Settings)."
+                if hidden
+                else "No usable models are installed: a batch needs at least one edit."
+            )
+        elif not self.running and self.report is None:
+            self.status.setText("Choose the folders and the edits, then Start.")
 
     def _with_browse(self, edit: QLineEdit) -> QWidget:
         row = QWidget()

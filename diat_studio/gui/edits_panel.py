@@ -1,4 +1,7 @@
-"""The Edits panel: the registry's models, strength and feather, Apply / Cancel with progress."""
+"""The Edits panel: the registry's models, strength and feather, Apply / Cancel with progress.
+
+Experimental models are listed (marked as such) only when Settings → Show experimental models is on.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +21,13 @@ from PySide6.QtWidgets import (
 
 from diat_studio.core.paths import user_models_dir
 from diat_studio.core.pipeline import DEFAULT_FEATHER
-from diat_studio.core.registry import ModelEntry
+from diat_studio.core.registry import ModelEntry, ModelRegistry
 
 ENTRY_ROLE = Qt.ItemDataRole.UserRole
+EXPERIMENTAL_NOTE = (
+    "Experimental: this edit does not pass its quality bar yet (its model card says why). Listed because "
+    "Settings → Show experimental models is on."
+)
 
 
 def describe(entry: ModelEntry) -> tuple[str, str]:
@@ -29,11 +36,13 @@ def describe(entry: ModelEntry) -> tuple[str, str]:
     if manifest is None:
         return f"{entry.name}\nunavailable: {entry.reason}", str(entry.directory)
     kind = f"{manifest.kind} · {manifest.region.value if manifest.kind == 'local' else 'whole face'}"
-    text = f"{manifest.display_name}\n{kind} · {manifest.crop_size} px"
+    text = f"{manifest.label}\n{kind} · {manifest.crop_size} px"
     if not entry.available:
         text += f"\nunavailable: {entry.reason}"
     metrics = manifest.metrics
     lines = [manifest.description or manifest.name, f"folder: {entry.directory}"]
+    if manifest.experimental:
+        lines.insert(0, EXPERIMENTAL_NOTE)
     for key, label in (
         ("attribute_success_rate", "attribute success"),
         ("identity_kept_rate", "identity kept"),
@@ -100,7 +109,14 @@ class EditsPanel(QWidget):
         layout.addWidget(self.status)
         self.set_entries([])
 
-    def set_entries(self, entries: list[ModelEntry]) -> None:
+    def set_registry(self, registry: ModelRegistry, include_experimental: bool) -> None:
+        """List the registry's models, experimental ones only if `include_experimental`."""
+        hidden = 0 if include_experimental else len(registry.hidden_experimental())
+        self.set_entries(registry.visible(include_experimental, include_unavailable=True), hidden)
+
+    def set_entries(self, entries: list[ModelEntry], hidden_experimental: int = 0) -> None:
+        """Show `entries` (unusable ones greyed out with their reason). The chosen model stays chosen if it
+        is still listed; otherwise the first usable one is chosen (or none)."""
         previous = self.current_entry()
         self.models.clear()
         for entry in entries:
@@ -113,10 +129,16 @@ class EditsPanel(QWidget):
             self.models.addItem(item)
         usable = [i for i in range(self.models.count()) if self.models.item(i).data(ENTRY_ROLE).available]
         self.empty.setVisible(not usable)
-        self.empty.setText(
-            "No usable models are installed. Put a model folder (manifest.json and its ONNX files) into\n"
-            f"{user_models_dir()}\nor add a folder in Settings. Train your own with diat-studio-train."
-        )
+        if hidden_experimental:
+            self.empty.setText(
+                f"No usable model is listed: {hidden_experimental} experimental model(s) are installed but "
+                "hidden. Turn on Show experimental models in Settings to list them."
+            )
+        else:
+            self.empty.setText(
+                "No usable models are installed. Put a model folder (manifest.json and its ONNX files) into\n"
+                f"{user_models_dir()}\nor add a folder in Settings. Train your own with diat-studio-train."
+            )
         keep = next(
             (i for i in usable if previous and self.models.item(i).data(ENTRY_ROLE).name == previous.name),
             usable[0] if usable else None,

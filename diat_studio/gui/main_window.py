@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from diat_studio import __version__
 from diat_studio.core.faces import Face, FaceDetector
 from diat_studio.core.image_io import EXTENSION_FORMATS, Photo, is_image_path, load_photo, save_photo
 from diat_studio.core.inference import (
@@ -50,6 +49,7 @@ from diat_studio.gui.canvas import PhotoCanvas
 from diat_studio.gui.commands import ApplyEditCommand, SetMaskCommand
 from diat_studio.gui.document import PhotoDocument
 from diat_studio.gui.edits_panel import EditsPanel
+from diat_studio.gui.help_dialogs import show_about, show_keys
 from diat_studio.gui.settings import AppSettings
 from diat_studio.gui.settings_dialog import SettingsDialog
 from diat_studio.gui.theme import apply_theme
@@ -246,7 +246,9 @@ class MainWindow(QMainWindow):
 
     def _on_models(self, registry: ModelRegistry) -> None:
         self.registry = registry
-        self.edits.set_entries(registry.entries)
+        self.edits.set_registry(registry, self.settings.show_experimental)
+        if self.batch_dialog is not None:
+            self.batch_dialog.set_models(registry, self.settings.show_experimental)
         self._refresh_masks()
         self._update_actions()
 
@@ -557,7 +559,12 @@ class MainWindow(QMainWindow):
     def open_batch_dialog(self) -> BatchDialog:
         if self.batch_dialog is None or not self.batch_dialog.isVisible():
             self.batch_dialog = BatchDialog(
-                self.registry, self.sessions, self.detector, self.settings.device, self
+                self.registry,
+                self.sessions,
+                self.detector,
+                self.settings.device,
+                self,
+                include_experimental=self.settings.show_experimental,
             )
             if self.current_entry() is not None:
                 self.batch_dialog.set_edits([self.current_entry().name])  # type: ignore[union-attr]
@@ -586,26 +593,10 @@ class MainWindow(QMainWindow):
         self.jobs.start(job)
 
     def show_about(self) -> None:
-        QMessageBox.about(
-            self,
-            "About DIAT Studio",
-            f"<b>DIAT Studio {__version__}</b><p>Changes one facial attribute while keeping the person "
-            "recognisable: Deep Identity-aware Transfer of Facial Attributes (DIAT / DIAT-A, "
-            "arXiv 1610.05586)."
-            "</p><p>Bundled models are trained on CelebA / UTKFace: non-commercial research use only.</p>",
-        )
+        show_about(self)
 
     def show_keys(self) -> None:
-        QMessageBox.information(
-            self,
-            "Keyboard and mouse",
-            "Wheel: zoom · drag: pan · Ctrl+0 fit · Ctrl+1 100%\n"
-            "Click a face to select it, Ctrl+click for several\n"
-            "Mask: drag a handle to move it, double-click the outline to add a vertex, select a handle and "
-            "press Delete to remove it; Ctrl+R resets the mask\n"
-            "Hold \\ to see the photo before the edits · S toggles the split view\n"
-            "Ctrl+Z undo · Ctrl+Shift+Z or Ctrl+Y redo · Ctrl+Enter apply the selected edit",
-        )
+        show_keys(self)
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()

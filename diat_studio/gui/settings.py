@@ -1,4 +1,4 @@
-"""Persistent settings (QSettings): device, theme, detector, extra model folders, recent files."""
+"""Persistent settings (QSettings): device, theme, detector, model folders, experimental models, recents."""
 
 from __future__ import annotations
 
@@ -69,6 +69,18 @@ class AppSettings:
     @model_folders.setter
     def model_folders(self, folders: list[Path]) -> None:
         self.store.setValue("model_folders", [str(p) for p in folders])
+
+    @property
+    def show_experimental(self) -> bool:
+        """Offer experimental models (below their quality bar) in the edit list and the batch dialog."""
+        value = self._get("show_experimental", False)
+        if isinstance(value, str):  # INI files and some platforms give back text
+            return value.strip().lower() in ("true", "1", "yes", "on")
+        return bool(value)
+
+    @show_experimental.setter
+    def show_experimental(self, value: bool) -> None:
+        self.store.setValue("show_experimental", bool(value))
 
     @property
     def recent_files(self) -> list[Path]:

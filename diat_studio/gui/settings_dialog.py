@@ -1,10 +1,12 @@
-"""Edit → Settings: execution device (and what really runs), model folders, theme, detector."""
+"""Edit → Settings: execution device (and what really runs), model folders, experimental models, theme,
+detector."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -61,6 +63,12 @@ class SettingsDialog(QDialog):
         remove.clicked.connect(
             lambda: [self.folders.takeItem(self.folders.row(i)) for i in self.folders.selectedItems()]
         )
+        self.experimental = QCheckBox("Show experimental models")
+        self.experimental.setChecked(settings.show_experimental)
+        self.experimental.setToolTip(
+            "Experimental models do not pass their quality bar yet (their model cards say why). They stay\n"
+            "installed; this shows them, marked (experimental), in the edit list and the batch dialog."
+        )
         folder_buttons = QHBoxLayout()
         folder_buttons.addWidget(add)
         folder_buttons.addWidget(remove)
@@ -69,6 +77,7 @@ class SettingsDialog(QDialog):
         form.addRow("", self.active)
         form.addRow("Extra model folders", self.folders)
         form.addRow("", folder_buttons)
+        form.addRow("", self.experimental)
         form.addRow("Theme", self.theme)
         form.addRow("Face detector", self.detector)
         form.addRow("JPEG / WebP quality", self.quality)
@@ -99,4 +108,5 @@ class SettingsDialog(QDialog):
         self.settings.theme = self.theme.currentData()
         self.settings.detector = self.detector.currentData()
         self.settings.jpeg_quality = self.quality.value()
+        self.settings.show_experimental = self.experimental.isChecked()
         self.settings.model_folders = [Path(self.folders.item(i).text()) for i in range(self.folders.count())]

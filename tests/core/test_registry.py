@@ -98,3 +98,35 @@ def test_default_registry_scans_the_user_folder(isolated_user_dirs: Path, models
 def test_manifest_round_trip(models_root: Path) -> None:
     manifest = ModelManifest.load(models_root / "redden-mouth")
     assert ModelManifest.from_dict(manifest.to_dict()) == manifest
+
+
+def test_visible_leaves_out_experimental_models_unless_asked(
+    tmp_path: Path, models_root: Path, experimental_root: Path
+) -> None:
+    broken = tmp_path / "broken" / "broken-eyes"
+    shutil.copytree(experimental_root / "redden-eyes", broken)
+    data = json.loads((broken / "manifest.json").read_text())
+    (broken / "manifest.json").write_text(json.dumps({**data, "name": "broken-eyes"}))
+    (broken / "enhancer.onnx").unlink()
+    registry = ModelRegistry([models_root, experimental_root, tmp_path / "broken"])
+
+    eyes = registry.get("redden-eyes")  # usable: experimental models stay installed
+    assert eyes.available and eyes.experimental and eyes.label == "Redden eyes (experimental)"
+    assert not registry.get("redden-mouth").experimental
+    assert registry.get("redden-mouth").label == "Redden mouth"
+
+    def names(entries: list) -> set[str]:
+        return {entry.name for entry in entries}
+
+    assert names(registry.available()) == {"redden-mouth", "redden-face", "redden-eyes"}
+    assert names(registry.visible()) == {"redden-mouth", "redden-face"}
+    assert names(registry.visible(True)) == {"redden-mouth", "redden-face", "redden-eyes"}
+    # unusable ones are only listed when asked for, and an experimental one only with experimental models
+    assert names(registry.visible(include_unavailable=True)) == {"redden-mouth", "redden-face"}
+    assert names(registry.visible(True, include_unavailable=True)) == {
+        "redden-mouth",
+        "redden-face",
+        "redden-eyes",
+        "broken-eyes",
+    }
+    assert names(registry.hidden_experimental()) == {"redden-eyes"}

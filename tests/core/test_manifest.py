@@ -1,0 +1,63 @@
+"""manifest.json: the optional `experimental` flag (omitted means false, written back only when true)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from diat_studio.core.manifest import MANIFEST_FILE, ManifestError, ModelManifest
+from diat_studio.core.paths import bundled_models_dir
+from diat_studio.core.registry import ModelRegistry
+
+
+def _data(models_root: Path) -> dict:
+    return json.loads((models_root / "redden-mouth" / MANIFEST_FILE).read_text())
+
+
+def test_a_manifest_without_the_field_is_not_experimental_and_stays_without_it(models_root: Path) -> None:
+    data = _data(models_root)
+    assert "experimental" not in data
+    manifest = ModelManifest.from_dict(data)
+    assert manifest.experimental is False
+    assert manifest.label == manifest.display_name == "Redden mouth"
+    assert "experimental" not in manifest.to_dict()
+    assert ModelManifest.from_dict(manifest.to_dict()) == manifest
+    # an explicit false is the same model, and is not written back either
+    assert ModelManifest.from_dict({**data, "experimental": False}) == manifest
+
+
+def test_an_experimental_manifest_round_trips_through_the_file(models_root: Path, tmp_path: Path) -> None:
+    manifest = ModelManifest.from_dict({**_data(models_root), "experimental": True})
+    assert manifest.experimental is True
+    assert manifest.display_name == "Redden mouth"
+    assert manifest.label == "Redden mouth (experimental)"
+    assert manifest.to_dict()["experimental"] is True
+    manifest.save(tmp_path)
+    assert json.loads((tmp_path / MANIFEST_FILE).read_text())["experimental"] is True
+    assert ModelManifest.load(tmp_path) == manifest
+
+
+@pytest.mark.parametrize("value", ["yes", "true", 1, 0, None, []])
+def test_a_non_boolean_experimental_value_is_a_clear_error(models_root: Path, value: object) -> None:
+    with pytest.raises(ManifestError, match=r"'experimental' must be true or false, got "):
+        ModelManifest.from_dict({**_data(models_root), "experimental": value})
+
+
+def test_the_registry_reports_a_bad_experimental_value(models_root: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "bad-flag"
+    folder.mkdir()
+    for file in ("transform.onnx", "enhancer.onnx"):
+        (folder / file).write_bytes((models_root / "redden-mouth" / file).read_bytes())
+    (folder / MANIFEST_FILE).write_text(json.dumps({**_data(models_root), "experimental": "yes"}))
+    (entry,) = ModelRegistry([tmp_path]).entries
+    assert not entry.available
+    assert "'experimental' must be true or false, got 'yes'" in (entry.reason or "")
+
+
+def test_bundled_manifests_mark_experimental_models_with_the_flag_not_the_name() -> None:
+    manifests = [ModelManifest.load(path.parent) for path in bundled_models_dir().glob(f"*/{MANIFEST_FILE}")]
+    assert manifests
+    for manifest in manifests:
+        assert "experimental" not in manifest.display_name.lower(), manifest.name
