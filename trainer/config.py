@@ -9,7 +9,7 @@ from typing import Any
 
 VARIANTS = ("diat", "diat-a")
 DIRECTIONS = ("add", "remove")
-GAN_LOSSES = ("lsgan", "bce")
+GAN_LOSSES = ("lsgan", "bce", "hinge")
 
 
 @dataclass
@@ -63,6 +63,26 @@ class TrainConfig:
     """Global enhancer: Gaussian blur σ range (pixels at the crop size)."""
     mask_feather: float = 0.15
 
+    # the `edit` stage's recipe components (trainer/edit_stage.py); 0 / empty switches one off
+    edit_weight: float = 0.05
+    """|Δ| + total variation of Δ (the residual editor's edit)."""
+    colour_weight: float = 1.0
+    """Low-frequency chroma of Δ (against face-wide tints)."""
+    ema_decay: float = 0.999
+    """Exponential moving average of T's weights (the exported T); 0 = export the raw weights."""
+    r1_weight: float = 1.0
+    r1_every: int = 16
+    """Lazy R1: the penalty is computed every N steps and scaled by N."""
+    augment: str = "colour,translation,cutout"
+    """DiffAugment policies for D, comma-separated; empty = none."""
+    region_adversarial_weight: float = 1.0
+    """Local edits: a second D judges the region (mouth, eye band) at the crop's resolution."""
+    attribute_classifier: str | None = None
+    """A `classify` run (D's architecture, frozen) whose attribute loss guides T. Never the evaluator."""
+    attribute_weight: float = 1.0
+    pair_weight: float = 0.0
+    """Remove eyeglasses: L1 weight of the synthetic pairs (glasses drawn onto glasses-free faces)."""
+
     # networks from earlier runs (run folders)
     init_transform: str | None = None
     init_discriminator: str | None = None
@@ -92,8 +112,19 @@ class TrainConfig:
             raise ValueError(f"direction must be add or remove, got {self.direction!r}")
         if self.gan_loss not in GAN_LOSSES:
             raise ValueError(f"gan_loss must be one of {', '.join(GAN_LOSSES)}")
+        from trainer.augment import AUGMENTATIONS
+
+        unknown = [p for p in self.augment_policies if p not in AUGMENTATIONS]
+        if unknown:
+            raise ValueError(f"unknown augmentation {unknown[0]!r} (known: {', '.join(AUGMENTATIONS)})")
+        if self.r1_every < 1:
+            raise ValueError("r1_every must be at least 1")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be positive")
+
+    @property
+    def augment_policies(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.augment.split(",") if p.strip())
 
     @property
     def discriminator_lr(self) -> float:

@@ -147,7 +147,11 @@ class BatchSampler:
             landmarks[flips] = landmarks[flips][:, MIRROR_68] * np.array([-1.0, 1.0]) + np.array(
                 [size - 1, 0.0]
             )
-        batch = {"image": to_tensor(images), "rows": torch.from_numpy(np.asarray(rows))}
+        batch = {
+            "image": to_tensor(images),
+            "rows": torch.from_numpy(np.asarray(rows)),
+            "landmarks": torch.from_numpy(np.asarray(landmarks, np.float32)),
+        }
         if self.region is not None:
             batch["mask"] = torch.from_numpy(
                 region_masks(landmarks, self.region, images.shape[1], self.feather)

@@ -68,8 +68,9 @@ def export_model(
     """Write transform.onnx (+ enhancer.onnx) and manifest.json into `out`; returns `out`."""
     transform_run, out = Path(transform_run), Path(out)
     config = run_config(transform_run)
-    if config.get("stage") != "diat":
-        raise RunError(f"{transform_run} is a '{config.get('stage')}' run; export needs a 'diat' run")
+    stage = config.get("stage")
+    if stage not in ("diat", "edit"):
+        raise RunError(f"{transform_run} is a '{stage}' run; export needs a 'diat' or 'edit' run")
     dataset = PreparedDataset.open(config["data"])
     template = dataset.template
     size = template.size
@@ -77,7 +78,10 @@ def export_model(
     kind = "local" if region else "global"
     out.mkdir(parents=True, exist_ok=True)
 
-    transform = load_trained(transform_run, "transform", "transform_width")
+    if stage == "edit":  # the residual editor; its weight average when the run kept one
+        transform = load_trained(transform_run, "editor_ema", "transform_width", "editor", kind="editor")
+    else:
+        transform = load_trained(transform_run, "transform", "transform_width")
     dummy = torch.zeros(1, 3, size, size)
     export_onnx(transform, {"image": dummy}, "edited", out / TRANSFORM_FILE)
     enhancer_spec = None
@@ -120,7 +124,11 @@ def export_model(
         ),
         enhancer=enhancer_spec,
         value_range=(-1.0, 1.0),
-        description=f"{config['variant'].upper()} transform for {direction} {attribute}",
+        description=(
+            f"DIAT residual editor (the edit recipe) for {direction} {attribute}"
+            if stage == "edit"
+            else f"{config['variant'].upper()} transform for {direction} {attribute}"
+        ),
         training=_training_summary(transform_run, config, enhancer_run, enhancer_config, dataset),
         metrics=previous_metrics,
         licence=dataset.licence,
@@ -152,8 +160,9 @@ def _training_summary(
     enhancer_config: dict[str, Any] | None,
     dataset: PreparedDataset,
 ) -> dict[str, Any]:
+    recipe = config.get("stage") == "edit"
     summary: dict[str, Any] = {
-        "variant": config["variant"],
+        "variant": "diat" if recipe else config["variant"],
         "gan_loss": config["gan_loss"],
         "widths": {"transform": config["transform_width"], "discriminator": config["discriminator_width"]},
         "weights": {
@@ -165,8 +174,33 @@ def _training_summary(
                 "perceptual_weight",
                 "smoothness_weight",
                 "reconstruction_weight",
+                *(
+                    (
+                        "edit_weight",
+                        "colour_weight",
+                        "attribute_weight",
+                        "region_adversarial_weight",
+                        "r1_weight",
+                        "pair_weight",
+                    )
+                    if recipe
+                    else ()
+                ),
             )
         },
+        **(
+            {
+                "recipe": {
+                    "ema_decay": config.get("ema_decay"),
+                    "augment": config.get("augment"),
+                    "attribute_classifier": Path(config["attribute_classifier"]).name
+                    if config.get("attribute_classifier")
+                    else None,
+                }
+            }
+            if recipe
+            else {}
+        ),
         "perceptual_regulariser": bool(config.get("denoiser"))
         and float(config.get("perceptual_weight", 1.0)) > 0,
         "dataset": {

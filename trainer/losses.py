@@ -29,6 +29,38 @@ def bce_generator(fake: torch.Tensor) -> torch.Tensor:
     return F.softplus(-fake).mean()
 
 
+def hinge_discriminator(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Hinge loss (Lim & Ye; SAGAN, BigGAN): D stops pushing once a logit is past the margin."""
+    return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+
+def hinge_generator(fake: torch.Tensor) -> torch.Tensor:
+    return -fake.mean()
+
+
+def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder et al., 2018): ½‖∇ₓD(x)‖² on real images — keeps D smooth where the data is.
+
+    `real_images` must require grad and `real_logits` be computed from them with create_graph possible."""
+    (gradient,) = torch.autograd.grad(real_logits.float().sum(), real_images, create_graph=True)
+    return 0.5 * gradient.float().pow(2).flatten(1).sum(1).mean()
+
+
+def edit_magnitude(delta: torch.Tensor) -> torch.Tensor:
+    """Mean absolute edit plus its total variation: small, smooth edits unless the attribute needs more."""
+    return delta.abs().mean() + total_variation(delta)
+
+
+def colour_drift(delta: torch.Tensor, scale: int = 16) -> torch.Tensor:
+    """Mean absolute *chroma* of the low-frequency edit (Δ blurred to 1/`scale` of the crop).
+
+    A face-wide tint (the violet wash of the old → young model, green fringes) is low-frequency chroma;
+    lipstick or stubble are local and survive the averaging only weakly, and changes of brightness are
+    not penalised at all (chroma = Δ minus its channel mean)."""
+    low = F.avg_pool2d(delta.float(), scale, scale) if min(delta.shape[2:]) >= scale else delta.float()
+    return (low - low.mean(dim=1, keepdim=True)).abs().mean()
+
+
 def feature_distance(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> torch.Tensor:
     """Mean squared difference of feature maps, averaged over layers (b is the fixed reference)."""
     return sum(F.mse_loss(x, y.detach()) for x, y in zip(a, b, strict=True)) / max(len(a), 1)  # type: ignore[return-value]
@@ -65,6 +97,11 @@ LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "lsgan_generator": lsgan_generator,
     "bce_discriminator": bce_discriminator,
     "bce_generator": bce_generator,
+    "hinge_discriminator": hinge_discriminator,
+    "hinge_generator": hinge_generator,
+    "r1_penalty": r1_penalty,
+    "edit_magnitude": edit_magnitude,
+    "colour_drift": colour_drift,
     "feature_distance": feature_distance,
     "total_variation": total_variation,
     "masked_mse": masked_mse,

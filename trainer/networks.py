@@ -13,6 +13,11 @@ All image tensors are N×3×S×S in [-1, 1]; masks are N×1×S×S in [0, 1].
   identity it must learn on real faces is its starting point.
 - LocalEnhancer: input T(x), x and the mask (7 channels); dilated convs; output T(x) + residual.
 - GlobalEnhancer: input the (blurred) transformed face; dilated convs; output input + residual.
+- ResidualEditor (the recipe's T): the same 16-layer body, but it predicts an edit Δ that is added to the
+  photo, and its last layer starts at zero — an untrained editor returns the photo unchanged, so training
+  starts from a clean face instead of from a reconstruction that first has to be learnt.
+- SpectralDiscriminator (the recipe's D): strided convs under spectral normalisation, no normalisation
+  layers (which fight the Lipschitz bound), one logit per image; also used, smaller, as the region D.
 """
 
 from __future__ import annotations
@@ -75,6 +80,52 @@ class TransformNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.net(x))
+
+
+class ResidualEditor(nn.Module):
+    """T as a residual editor: output = clamp(x + Δ(x)), Δ from the paper's 16-layer body, last conv zeroed.
+
+    For a local edit the stage composites x + m ⊙ Δ with the region's soft mask m; the app does the same
+    composite (m · T(x) + (1 − m) · x), so the exported network needs no mask input."""
+
+    def __init__(self, width: int = 32, residual_blocks: int = 5) -> None:
+        super().__init__()
+        body = TransformNet(width, residual_blocks).net
+        last = body[-1]
+        assert isinstance(last, nn.Conv2d)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)  # type: ignore[arg-type]
+        self.net = body
+
+    def delta(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(x + self.delta(x), -1.0, 1.0)
+
+
+class SpectralDiscriminator(nn.Module):
+    """D for the recipe: spectral-normalised 4×4 stride-2 convs, leaky ReLU, a linear head on pooled
+    features. `forward` returns (logit, feature maps) like `Discriminator`."""
+
+    def __init__(self, width: int = 32, blocks: int = 5) -> None:
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm
+        widths = [min(width * 2**i, 8 * width) for i in range(blocks)]
+        layers = []
+        cin = 3
+        for cout in widths:
+            layers.append(nn.Sequential(sn(nn.Conv2d(cin, cout, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)))
+            cin = cout
+        self.layers = nn.ModuleList(layers)
+        self.head = sn(nn.Linear(cin, 1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        features = []
+        for layer in self.layers:
+            x = layer(x)
+            features.append(x)
+        return self.head(x.sum(dim=(2, 3))).squeeze(1), features
 
 
 class Discriminator(nn.Module):
@@ -191,7 +242,9 @@ class AttributeClassifier(nn.Module):
 NETWORKS: dict[str, type[nn.Module]] = {
     "transform": TransformNet,
     "reconstruction": TransformNet,
+    "editor": ResidualEditor,
     "discriminator": Discriminator,
+    "sn_discriminator": SpectralDiscriminator,
     "denoiser": Denoiser,
     "local_enhancer": LocalEnhancer,
     "global_enhancer": GlobalEnhancer,

@@ -78,6 +78,25 @@ def chain(tmp_path_factory: pytest.TempPathFactory, dataset_dir: Path) -> dict[s
         runs, "--stage", "enhance-local", *data, "--steps", "2", "--transform-run", str(out["diat-a"])
     )
     out["enhance-global"] = train(runs, "--stage", "enhance-global", *data, "--steps", "2")
+    out["edit"] = train(
+        runs,
+        "--stage",
+        "edit",
+        *data,
+        *attribute,
+        "--region",
+        "eyes",
+        "--steps",
+        "3",
+        "--gan-loss",
+        "hinge",
+        "--r1-every",
+        "2",
+        "--attribute-classifier",
+        str(out["classify"]),
+        "--pair-weight",
+        "1",
+    )
     assert (
         main(
             [
@@ -111,6 +130,7 @@ def test_every_stage_ran_and_wrote_its_run_folder(chain: dict[str, Path]) -> Non
         "enhance-local",
         "enhance-global",
         "evaluator",
+        "edit",
     } <= set(chain) and set(STAGES) <= {*chain, "diat"}
     for name, run in chain.items():
         config = json.loads((run / "config.json").read_text())
@@ -304,3 +324,37 @@ def test_dev_split_is_never_trained_on_and_evaluated_apart(
     plain = tmp_path / "models" / "no-dev"
     assert main(["export", str(chain["diat-a"]), "--out", str(plain)]) == 0
     assert evaluate_dev(plain) == 2  # trained on every training face: no dev split to measure on
+
+
+def test_edit_recipe_run_logs_every_component(chain: dict[str, Path]) -> None:
+    records = JsonlLog(chain["edit"] / "log.jsonl").read()
+    losses = [r["losses"] for r in records if "losses" in r]
+    assert {"d", "adversarial", "identity", "attribute", "pairs", "delta"} <= set(losses[-1])
+    assert "r1" in losses[1]  # lazy R1 on every second step
+    heldout = [r["heldout"] for r in records if "heldout" in r][-1]
+    assert 0.0 <= heldout["heldout_guide_target_rate"] <= 1.0 and heldout["heldout_delta"] > 0
+    networks = set(torch.load(chain["edit"] / CHECKPOINT, weights_only=False)["networks"])
+    assert networks == {"editor", "editor_ema", "discriminator", "region_discriminator"}
+
+
+def test_edit_export_is_the_weight_average(chain: dict[str, Path], tmp_path: Path) -> None:
+    """The exported T of an `edit` run is its EMA editor, runs in the app like in torch, and edits as a
+    residual: x + Δ (the app then applies the region mask, as the stage did in training)."""
+    folder = tmp_path / "models" / "edit-glasses"
+    assert main(["export", str(chain["edit"]), "--out", str(folder)]) == EXIT_OK
+    entry = ModelRegistry([folder.parent]).get("edit-glasses")
+    manifest = entry.manifest
+    assert manifest is not None and manifest.kind == "local" and manifest.region.value == "eyes"
+    assert manifest.training["variant"] == "diat"
+    assert manifest.training["recipe"]["attribute_classifier"] == chain["classify"].name
+    assert manifest.training["weights"]["pair_weight"] == 1.0
+    average = load_trained(chain["edit"], "editor_ema", "transform_width", kind="editor").eval()
+    live = load_trained(chain["edit"], "editor", "transform_width", kind="editor").eval()
+    x = torch.from_numpy(np.random.default_rng(1).uniform(-1, 1, (2, 3, 64, 64)).astype(np.float32))
+    model = load_attribute_model(entry, Device.CPU)
+    got = model.transform.session.run(["edited"], {"image": x.numpy()})[0]
+    with torch.no_grad():
+        expected, other = average(x).numpy(), live(x).numpy()
+    assert np.abs(got - expected).max() < 1e-4
+    assert np.abs(got - other).max() > 1e-6  # the average, not the last weights
+    assert np.abs(got - x.numpy()).max() < 0.5  # a residual edit of a few steps stays near the photo

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The schedule that trains the bundled edits with the `edit` recipe (docs/TRAINING.md, "How the bundled
+# models were trained"). Every step is resumable: re-running the script skips finished runs and resumes
+# unfinished ones from their last checkpoint.
+#
+#   scripts/train_bundled.sh prepare            # data/wild from ../shared/data/celeba-wild (≈ 6 CPU minutes)
+#   scripts/train_bundled.sh classifiers        # guide classifiers (for T) and evaluators (for the numbers)
+#   scripts/train_bundled.sh edit NAME [STEPS]  # one edit's transform (NAME: see EDITS below)
+#   scripts/train_bundled.sh export NAME        # export + evaluate into resources/models/NAME
+#
+# Each edit run uses one thread (`--threads 1`): on the 2-core development machine the five edits were
+# trained side by side. Environment: RUNS (default runs), DATA (default data/wild), T (the trainer).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-runs}
+DATA=${DATA:-data/wild}
+T=${T:-.venv/bin/diat-studio-train}
+
+# name → "attribute direction region(-=global)"
+declare -A EDITS=(
+  [remove-eyeglasses]="Eyeglasses remove eyes"
+  [open-mouth]="Mouth_Slightly_Open add mouth"
+  [close-mouth]="Mouth_Slightly_Open remove mouth"
+  [male-to-female]="Male remove -"
+  [old-to-young]="Young add -"
+  [female-to-male]="Male add -"
+  [young-to-old]="Young remove -"
+)
+
+run_named() {  # the newest run folder whose name ends with $1 (empty if none)
+  ls -d "$RUNS"/*-"$1" 2>/dev/null | tail -n 1 || true
+}
+
+finished() {  # a run folder whose status says done
+  [[ -n "$1" && -f "$1/status.json" ]] && grep -q '"status": "done"' "$1/status.json"
+}
+
+train_or_resume() {  # NAME_SUFFIX STEPS ARGS... : start the run, or resume it to STEPS
+  local suffix=$1 steps=$2; shift 2
+  local run; run=$(run_named "$suffix")
+  if finished "$run" && grep -q "\"step\": $steps," "$run/status.json"; then
+    echo "done: $run"
+  elif [[ -n "$run" ]]; then
+    "$T" train --resume "$run" --steps "$steps" -q
+  else
+    "$T" train --runs-dir "$RUNS" --steps "$steps" "$@" -q
+  fi
+}
+
+case "${1:-}" in
+  prepare)
+    [[ -f "$DATA/prepare.json" ]] || "$T" prepare ../shared/data/celeba-wild "$DATA" --layout celeba
+    ;;
+  classifiers)
+    for A in Eyeglasses Mouth_Slightly_Open Male Young; do
+      train_or_resume "classify-guide-$A" 1500 --stage classify --data "$DATA" --attribute "$A" \
+        --direction add --name "guide-$A" --discriminator-width 16 --batch-size 32 --threads 1 \
+        --checkpoint-every 500 --sample-every 500
+    done
+    for A in Eyeglasses Mouth_Slightly_Open Male Young; do
+      [[ -n "$(run_named "evaluator-$A-classifier")" ]] || \
+        "$T" classifier --data "$DATA" --attribute "$A" --steps 1500 --classifier-width 16 --runs-dir "$RUNS" -q
+    done
+    ;;
+  edit)
+    name=$2; steps=${3:-20000}
+    read -r attribute direction region <<<"${EDITS[$name]}"
+    region_args=(); [[ $region != "-" ]] && region_args=(--region "$region")
+    pair_args=(); [[ $name == remove-eyeglasses ]] && pair_args=(--pair-weight 10)
+    train_or_resume "edit-$name" "$steps" --stage edit --data "$DATA" --name "$name" \
+      --attribute "$attribute" --direction "$direction" "${region_args[@]}" "${pair_args[@]}" \
+      --attribute-classifier "$(run_named "classify-guide-$attribute")" \
+      --dev-fraction 0.05 --transform-width 16 --discriminator-width 32 --batch-size 8 --lr 2e-4 \
+      --gan-loss hinge --identity-weight 1 --embedding-weight 1 --ema-decay 0.995 \
+      --checkpoint-every 100 --sample-every 250 --log-every 10 --threads 1
+    ;;
+  export)
+    name=$2
+    read -r attribute direction region <<<"${EDITS[$name]}"
+    "$T" export "$(run_named "edit-$name")" --out "resources/models/$name"
+    "$T" evaluate "resources/models/$name" --data "$DATA" --classifier "$(run_named "evaluator-$attribute-classifier")"
+    ;;
+  *)
+    sed -n '2,14p' "$0"; exit 2
+    ;;
+esac

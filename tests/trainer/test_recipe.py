@@ -1,0 +1,230 @@
+"""The `edit` recipe's components, each on its own (trainer/edit_stage.py puts them together)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from diat_studio.core.alignment import CanonicalTemplate
+from diat_studio.core.regions import RegionKind
+from trainer.augment import DiffAugment, colour, cutout, translation
+from trainer.edit_stage import region_patches
+from trainer.ema import WeightAverage
+from trainer.glasses import GlassesStyle, add_glasses_batch, draw_glasses
+from trainer.losses import (
+    colour_drift,
+    edit_magnitude,
+    hinge_discriminator,
+    hinge_generator,
+    r1_penalty,
+)
+from trainer.networks import ResidualEditor, SpectralDiscriminator
+
+
+def faces(n: int = 4, size: int = 64, seed: int = 0) -> torch.Tensor:
+    return torch.from_numpy(np.random.default_rng(seed).uniform(-1, 1, (n, 3, size, size)).astype(np.float32))
+
+
+# -- the residual editor ---------------------------------------------------------------------------------
+
+
+def test_untrained_editor_returns_the_photo_exactly() -> None:
+    editor = ResidualEditor(width=4)
+    x = faces()
+    assert torch.equal(editor(x), x)
+    assert torch.count_nonzero(editor.delta(x)) == 0
+
+
+def test_editor_learns_an_edit_from_the_zero_start() -> None:
+    """The zeroed last layer must not block learning: gradients reach it and the edit grows."""
+    torch.manual_seed(0)
+    editor = ResidualEditor(width=4)
+    optimiser = torch.optim.Adam(editor.parameters(), lr=1e-2)
+    x = faces(2, 32) * 0.5
+    losses = []
+    for _ in range(60):
+        loss = (editor(x) - (x + 0.3)).abs().mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[0] == pytest.approx(0.3, abs=1e-6)
+    assert losses[-1] < 0.5 * losses[0]
+    assert editor.delta(x).mean().item() > 0.1
+
+
+# -- D: spectral norm, hinge, R1 ---------------------------------------------------------------------------
+
+
+def test_spectral_discriminator_bounds_its_layers() -> None:
+    torch.manual_seed(0)
+    d = SpectralDiscriminator(width=4).train()
+    x = faces(2, 64)
+    for _ in range(20):  # power iterations run in training-mode forwards
+        logits, features = d(x)
+    assert logits.shape == (2,) and len(features) == 5
+    for layer in d.layers:
+        weight = layer[0].weight  # the normalised weight
+        sigma = torch.linalg.matrix_norm(weight.detach().flatten(1), ord=2)
+        assert sigma == pytest.approx(1.0, abs=0.05)
+
+
+def test_spectral_discriminator_on_region_patches() -> None:
+    logits, features = SpectralDiscriminator(width=4, blocks=3)(faces(3, 32)[:, :, :16, :24])
+    assert logits.shape == (3,) and features[-1].shape[2:] == (2, 3)
+
+
+def test_hinge_losses() -> None:
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])
+    assert hinge_discriminator(real, fake).item() == pytest.approx((0 + 0.5) / 2 + (0 + 1.0) / 2)
+    assert hinge_generator(fake).item() == pytest.approx(1.0)
+
+
+def test_r1_penalty_of_a_linear_critic_is_half_its_squared_norm() -> None:
+    weight = torch.randn(3 * 8 * 8)
+    x = faces(5, 8).requires_grad_(True)
+    logits = x.flatten(1) @ weight
+    assert r1_penalty(logits, x).item() == pytest.approx(0.5 * weight.pow(2).sum().item(), rel=1e-5)
+
+
+# -- the edit's regularisers -----------------------------------------------------------------------------
+
+
+def test_colour_drift_penalises_tints_not_brightness() -> None:
+    brighter = torch.full((2, 3, 64, 64), 0.2)
+    violet = torch.zeros(2, 3, 64, 64)
+    violet[:, 0] = violet[:, 2] = 0.2
+    assert colour_drift(brighter).item() == pytest.approx(0.0, abs=1e-7)
+    assert colour_drift(violet).item() > 0.05
+    # a small local change (lipstick-sized) drifts far less than a face-wide tint of the same strength
+    local = torch.zeros(2, 3, 64, 64)
+    local[:, 0, 40:44, 28:36] = 0.2
+    assert colour_drift(local).item() < 0.05 * colour_drift(violet).item()
+
+
+def test_edit_magnitude() -> None:
+    assert edit_magnitude(torch.zeros(1, 3, 8, 8)).item() == 0.0
+    flat, noisy = torch.full((1, 3, 8, 8), 0.1), faces(1, 8) * 0.1
+    assert edit_magnitude(flat).item() == pytest.approx(0.1)
+    assert edit_magnitude(noisy).item() > edit_magnitude(flat).item()
+
+
+# -- DiffAugment ---------------------------------------------------------------------------------------------
+
+
+def test_diffaugment_is_differentiable_and_reproducible() -> None:
+    x = faces(4).requires_grad_(True)
+    a = DiffAugment(seed=3)(x)
+    a.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert torch.equal(DiffAugment(seed=3)(x.detach()), a.detach())
+    assert not torch.equal(DiffAugment(seed=4)(x.detach()), a.detach())
+    augment = DiffAugment(seed=3)
+    state = augment.state()
+    first = augment(x.detach())
+    augment.restore(state)
+    assert torch.equal(augment(x.detach()), first)
+    with pytest.raises(ValueError, match="unknown augmentation 'rotate'"):
+        DiffAugment(["rotate"])
+
+
+def test_translation_moves_content_and_cutout_blanks_a_square() -> None:
+    x = torch.zeros(1, 1, 32, 32)
+    x[0, 0, 16, 16] = 1.0
+    generator = torch.Generator().manual_seed(0)
+    shifted = [translation(x, 0.125, generator) for _ in range(8)]
+    positions = {tuple(torch.nonzero(s[0, 0])[0].tolist()) for s in shifted if s.sum() > 0}
+    assert len(positions) > 1 and all(abs(r - 16) <= 4 and abs(c - 16) <= 4 for r, c in positions)
+    ones = torch.ones(3, 2, 32, 32)
+    cut = cutout(ones, 0.25, torch.Generator().manual_seed(0))
+    blanked = (cut[:, 0] == 0).sum(dim=(1, 2))
+    assert torch.all(blanked > 0) and torch.all(blanked <= 64)  # at most an 8×8 square
+    assert torch.equal(cut[:, 0] == 0, cut[:, 1] == 0)  # the same square in every channel
+
+
+def test_colour_augmentation_changes_statistics_per_sample() -> None:
+    x = faces(8) * 0.5
+    out = colour(x, torch.Generator().manual_seed(0))
+    means = (out - x).mean(dim=(1, 2, 3))
+    assert means.std() > 0.05
+
+
+# -- the weight average --------------------------------------------------------------------------------------
+
+
+def test_weight_average_follows_the_network_with_a_ramp() -> None:
+    model = nn.Linear(2, 1)
+    nn.init.zeros_(model.weight)
+    average = WeightAverage(model, decay=0.9)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    average.update(model)  # ramped decay min(0.9, 2/11)
+    assert average.average.weight[0, 0].item() == pytest.approx(1 - 2 / 11)
+    for _ in range(200):
+        average.update(model)
+    assert average.average.weight[0, 0].item() == pytest.approx(1.0, abs=1e-6)
+    assert not average.average.weight.requires_grad
+    copy = WeightAverage(nn.Linear(2, 1), decay=0.9)
+    copy.load_state_dict(average.state_dict())
+    assert copy.updates == 201 and torch.equal(copy.average.weight, average.average.weight)
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(model, decay=1.0)
+
+
+# -- region patches ------------------------------------------------------------------------------------------
+
+
+def test_region_patch_is_centred_on_the_region() -> None:
+    template = CanonicalTemplate(size=128)
+    marks = torch.from_numpy(template.points().astype(np.float32))[None]
+    image = torch.zeros(1, 3, 128, 128)
+    cx, cy = (round(v) for v in marks[0, 48:68].mean(0).tolist())
+    image[0, :, cy - 2 : cy + 3, cx - 2 : cx + 3] = 1.0  # a bright dot on the mouth
+    patch = region_patches(image, marks, RegionKind.MOUTH)
+    assert patch.shape == (1, 3, 32, 48)
+    peak = np.unravel_index(int(patch[0, 0].argmax()), (32, 48))
+    assert abs(peak[0] - 16) <= 2 and abs(peak[1] - 24) <= 2
+    assert region_patches(image[:, :, :64, :64], marks / 2, RegionKind.EYES).shape == (1, 3, 12, 32)
+
+
+# -- synthetic glasses ---------------------------------------------------------------------------------
+
+
+def test_glasses_are_drawn_over_the_eyes_only(astronaut, astronaut_face) -> None:
+    from diat_studio.core.alignment import align_face
+
+    template = CanonicalTemplate(size=128)
+    aligned = align_face(astronaut, astronaut_face.landmarks, template)
+    marks = aligned.to_crop(astronaut_face.landmarks)
+    style = GlassesStyle("oval", 0.45, 0.7, 2, (20, 20, 20), 0.0, (0, 0, 0), 0.05)
+    drawn, mask = draw_glasses(aligned.crop, marks, style)
+    changed = np.abs(drawn.astype(int) - aligned.crop).max(axis=2) > 8
+    assert changed.sum() > 150  # rims, bridge and arms are visible
+    rows, cols = np.nonzero(changed)
+    eyes = marks[36:48]
+    assert rows.min() >= eyes[:, 1].min() - 20 and rows.max() <= eyes[:, 1].max() + 20
+    assert cols.min() >= marks[0, 0] - 3 and cols.max() <= marks[16, 0] + 3
+    assert not changed[int(marks[57, 1]) :].any()  # nothing below the lower lip
+    assert mask.min() >= 0.0 and mask.max() <= 1.0 and mask[changed].mean() > 0.3
+    # dark lenses darken the eyes themselves
+    sunglasses = GlassesStyle("rect", 0.45, 0.7, 2, (20, 20, 20), 0.8, (40, 40, 40), 0.0)
+    dark, lens = draw_glasses(aligned.crop, marks, sunglasses)
+    inside = lens > 0.9
+    assert inside.sum() > 200
+    assert dark[inside].mean() < 0.6 * aligned.crop[inside].mean()
+
+
+def test_random_glasses_vary_and_are_reproducible(astronaut, astronaut_face) -> None:
+    from diat_studio.core.alignment import align_face
+
+    template = CanonicalTemplate(size=64)
+    aligned = align_face(astronaut, astronaut_face.landmarks, template)
+    marks = aligned.to_crop(astronaut_face.landmarks)
+    crops, landmarks = np.stack([aligned.crop] * 6), np.stack([marks] * 6)
+    a, masks = add_glasses_batch(crops, landmarks, np.random.default_rng(5))
+    b, _ = add_glasses_batch(crops, landmarks, np.random.default_rng(5))
+    assert np.array_equal(a, b) and masks.shape == (6, 64, 64)
+    assert len({img.tobytes() for img in a}) == 6
+    assert np.array_equal(crops[0], aligned.crop)  # the inputs are not drawn on

@@ -1,0 +1,302 @@
+"""The `edit` stage: DIAT's objective (GAN attribute loss + perceptual identity loss) with the recipe that
+makes it converge cleanly on a small budget. Each component is its own tested unit and can be switched
+off in the config for the ablation (docs/ABLATION.md):
+
+- residual editor T (trainer.networks.ResidualEditor): output = x + Δ (global) or x + m ⊙ Δ (local, m the
+  region's soft mask); starts at the identity; `edit_weight` penalises |Δ| and its total variation;
+  `colour_weight` penalises low-frequency chroma in Δ (trainer.losses.colour_drift);
+- D with spectral normalisation and the hinge loss (trainer.networks.SpectralDiscriminator), a lazy R1
+  penalty every `r1_every` steps, DiffAugment (trainer.augment) on real and edited faces alike, and for
+  local edits a second D on the region (mouth or eye band) cut out at the crop's native resolution;
+- an exponential moving average of T (trainer.ema) — the network that is sampled and exported;
+- an attribute loss from a frozen classifier of our own (a `classify` run: D's architecture, trained on
+  labels), so that T is pulled towards the attribute from the first step — never the evaluator;
+- identity: the dlib face-recognition features and descriptor of DIAT (trainer.identity);
+- remove eyeglasses: synthetic pairs (trainer.glasses) — glasses drawn onto glasses-free faces, T asked
+  to return the clean face (`pair_weight`) — beside the adversarial loss on real glasses faces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from diat_studio.core.regions import RegionKind
+from trainer.augment import DiffAugment
+from trainer.data import to_tensor, to_uint8
+from trainer.ema import WeightAverage
+from trainer.glasses import add_glasses_batch
+from trainer.identity import SAME_PERSON_DISTANCE
+from trainer.losses import (
+    colour_drift,
+    edit_magnitude,
+    feature_distance,
+    gan_losses,
+    r1_penalty,
+)
+from trainer.networks import ResidualEditor, SpectralDiscriminator
+from trainer.stage_base import Stage, _attribute_rows, load_trained
+
+#: Region patches judged by the region D: (landmark indices, box width and height in eye distances,
+#: patch height and width in pixels at a 128 px crop — about the crop's own resolution there).
+REGION_BOXES: dict[RegionKind, tuple[tuple[int, ...], float, float, int, int]] = {
+    RegionKind.MOUTH: (tuple(range(48, 68)), 1.5, 1.0, 32, 48),
+    RegionKind.EYES: (tuple(range(36, 48)), 2.4, 0.9, 24, 64),
+}
+
+
+def region_patches(images: torch.Tensor, landmarks: torch.Tensor, region: RegionKind) -> torch.Tensor:
+    """Cut the region's box (centred on its landmarks, sized by the eye distance) out of each image,
+    bilinearly, at a fixed patch size scaled with the crop (differentiable: gradients reach T)."""
+    indices, box_w, box_h, patch_h, patch_w = REGION_BOXES[region]
+    n, _, h, w = images.shape
+    scale = h / 128
+    marks = landmarks.to(images.device, torch.float32)
+    eye_distance = (marks[:, 42:48].mean(1) - marks[:, 36:42].mean(1)).norm(dim=1)
+    centre = marks[:, list(indices)].mean(1)
+    theta = torch.zeros(n, 2, 3, device=images.device)
+    theta[:, 0, 0] = box_w * eye_distance / w
+    theta[:, 1, 1] = box_h * eye_distance / h
+    theta[:, 0, 2] = (centre[:, 0] + 0.5) / w * 2 - 1
+    theta[:, 1, 2] = (centre[:, 1] + 0.5) / h * 2 - 1
+    size = (n, images.shape[1], round(patch_h * scale), round(patch_w * scale))
+    grid = F.affine_grid(theta, list(size), align_corners=False)
+    return F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+class EditStage(Stage):
+    """Joint training of the residual editor T against D (and the region D), see the module docstring."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        config = self.config
+        if not config.attribute:
+            raise ValueError("stage 'edit' needs --attribute")
+        self.region = RegionKind(config.region) if config.region else None
+        if config.init_transform:
+            editor = load_trained(
+                config.init_transform, "editor_ema", "transform_width", fallback="editor", kind="editor"
+            )
+        else:
+            editor = ResidualEditor(config.transform_width)
+        lr_d = config.lr_discriminator if config.lr_discriminator is not None else config.lr
+        betas = (0.0, 0.99)
+        self.T = self.add_network("editor", editor.to(memory_format=torch.channels_last), config.lr, betas)
+        self.D = self.add_network(
+            "discriminator", SpectralDiscriminator(config.discriminator_width), lr_d, betas
+        )
+        self.region_D = None
+        if self.region is not None and config.region_adversarial_weight > 0:
+            self.region_D = self.add_network(
+                "region_discriminator",
+                SpectralDiscriminator(config.discriminator_width, blocks=3),
+                lr_d,
+                betas,
+            )
+        self.ema = WeightAverage(self.networks["editor"], config.ema_decay) if config.ema_decay > 0 else None
+        self.classifier = None
+        if config.attribute_classifier and config.attribute_weight > 0:
+            self.classifier = self.frozen(
+                load_trained(config.attribute_classifier, "discriminator", "discriminator_width")
+            )
+        self.augment = (
+            DiffAugment(config.augment_policies, seed=config.seed * 7 + self.dist.rank)
+            if config.augment_policies
+            else None
+        )
+        self.gan_d, self.gan_g = gan_losses(config.gan_loss)
+        target = config.target_value
+        self.source = self.sampler("source", _attribute_rows(self, 1 - target), region=self.region)
+        self.target = self.sampler("target", _attribute_rows(self, target), region=self.region)
+        self.pairs = None
+        if config.pair_weight > 0:
+            if config.attribute != "Eyeglasses" or target != 0:
+                raise ValueError("--pair-weight (synthetic glasses pairs) is for removing Eyeglasses only")
+            self.pairs = self.sampler("pairs", _attribute_rows(self, 0), region=self.region)
+            self.pair_rng = np.random.default_rng(config.seed + 31 * self.dist.rank)
+        self.fixed = self.fixed_rows(config.attribute, 1 - target)
+
+    # -- pieces ----------------------------------------------------------------------------------------------
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.config.amp and self.device.type == "cpu":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return super().autocast()
+
+    def edit(self, editor: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor | None):
+        """(edited face, the applied Δ): x + Δ, or x + m ⊙ Δ for a local edit."""
+        module = editor.module if hasattr(editor, "module") else editor
+        delta = module.delta(x.contiguous(memory_format=torch.channels_last)).float()
+        if mask is not None:
+            delta = mask * delta
+        return torch.clamp(x + delta, -1.0, 1.0), delta
+
+    def judge(self, images: torch.Tensor, landmarks: torch.Tensor) -> list[torch.Tensor]:
+        """D's logits (and the region D's) on augmented images."""
+        views = [(self.D, images)]
+        if self.region_D is not None and self.region is not None:
+            views.append((self.region_D, region_patches(images, landmarks, self.region)))
+        logits = []
+        for network, view in views:
+            if self.augment is not None:
+                view = self.augment(view)
+            logits.append(network(view)[0].float())
+        return logits
+
+    # -- the step --------------------------------------------------------------------------------------------
+
+    def step(self, step: int) -> dict[str, float]:
+        config = self.config
+        source = self.to_device(self.source.next())
+        real_batch = self.to_device(self.target.next())
+        x, mask = source["image"], source.get("mask")
+        real = real_batch["image"]
+        losses: dict[str, float] = {}
+
+        # D (and region D): real faces with the target value vs edited faces
+        with torch.no_grad(), self.autocast():
+            fake, _ = self.edit(self.T, x, mask)
+        with self.autocast():
+            real_logits = self.judge(real, real_batch["landmarks"])
+            fake_logits = self.judge(fake, source["landmarks"])
+            d_loss = sum(self.gan_d(r, f) for r, f in zip(real_logits, fake_logits, strict=True))
+        d_optimisers = [self.optimizers["discriminator"]]
+        if self.region_D is not None:
+            d_optimisers.append(self.optimizers["region_discriminator"])
+        for optimiser in d_optimisers:
+            optimiser.zero_grad(set_to_none=True)
+        d_loss.backward()  # type: ignore[union-attr]
+        if config.r1_weight > 0 and step % config.r1_every == 0:
+            r1 = self._r1(real, real_batch["landmarks"])
+            (config.r1_weight * config.r1_every * r1).backward()
+            losses["r1"] = r1.item()
+        for optimiser in d_optimisers:
+            optimiser.step()
+        losses["d"] = d_loss.item()  # type: ignore[union-attr]
+
+        # T: fool D, keep the identity, have the attribute, change little and keep the colour
+        discriminators = [self.networks["discriminator"]] + (
+            [self.networks["region_discriminator"]] if self.region_D else []
+        )
+        single = self.dist.world == 1
+        if single:
+            for network in discriminators:
+                network.requires_grad_(False)
+        with self.autocast():
+            out, delta = self.edit(self.T, x, mask)
+            adversarial = sum(self.gan_g(logit) for logit in self.judge(out, source["landmarks"]))
+            out_features, out_descriptor = self.identity(out)
+            with torch.no_grad():
+                x_features, x_descriptor = self.identity(x)
+            identity = feature_distance(out_features, x_features)
+            embedding = F.mse_loss(out_descriptor, x_descriptor) * out_descriptor.shape[1]
+            loss = (
+                config.adversarial_weight * adversarial
+                + config.identity_weight * identity
+                + config.embedding_weight * embedding
+                + config.edit_weight * edit_magnitude(delta)
+                + config.colour_weight * colour_drift(delta)
+            )
+            if self.classifier is not None:
+                # through the same random augmentation as D's inputs: a frozen classifier is fooled by
+                # a faint pixel pattern (an adversarial example) within a few dozen steps; a pattern
+                # that must survive random shifts, colour changes and cutouts has to be the attribute.
+                logits, _ = self.classifier(self.augment(out) if self.augment is not None else out)
+                wanted = torch.full_like(logits.float(), float(config.target_value))
+                attribute = F.binary_cross_entropy_with_logits(logits.float(), wanted)
+                loss = loss + config.attribute_weight * attribute
+                losses["attribute"] = attribute.item()
+            if self.pairs is not None:
+                pair = self._pair_loss()
+                loss = loss + config.pair_weight * pair
+                losses["pairs"] = pair.item()
+        self.optimise(self.optimizers["editor"], loss)
+        if single:
+            for network in discriminators:
+                network.requires_grad_(True)
+        if self.ema is not None:
+            self.ema.update(self.networks["editor"])
+        losses.update(
+            adversarial=adversarial.item(),  # type: ignore[union-attr]
+            identity=identity.item(),
+            embedding=embedding.item(),
+            delta=delta.abs().mean().item(),
+            t_total=loss.item(),
+        )
+        return losses
+
+    def _r1(self, real: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+        """Lazy R1 on the real faces, in float32 and without augmentation (the gradient is wrt the image)."""
+        real = real.detach().requires_grad_(True)
+        penalty = r1_penalty(self.D(real)[0], real)
+        if self.region_D is not None and self.region is not None:
+            patches = region_patches(real.detach(), landmarks, self.region).requires_grad_(True)
+            penalty = penalty + r1_penalty(self.region_D(patches)[0], patches)
+        return penalty
+
+    def _pair_loss(self) -> torch.Tensor:
+        """Glasses drawn onto glasses-free faces: T must give back the clean face (L1 in the edit region)."""
+        assert self.pairs is not None
+        rows = self.pairs.rng.choice(self.pairs.rows, self.config.batch_size)
+        batch = self.to_device(self.pairs.load(np.sort(rows)))
+        clean = np.asarray(self.dataset.crops[np.sort(rows)])
+        drawn, _ = add_glasses_batch(clean, self.dataset.landmarks[np.sort(rows)], self.pair_rng)
+        drawn_t = to_tensor(drawn).to(self.device)
+        out, _ = self.edit(self.T, drawn_t, batch.get("mask"))
+        weight = batch["mask"] if "mask" in batch else torch.ones_like(out[:, :1])
+        return ((out - batch["image"]).abs() * weight).sum() / (weight.sum() * 3).clamp_min(1.0)
+
+    # -- what the loop samples, checkpoints and exports ------------------------------------------------------
+
+    @property
+    def exported(self) -> torch.nn.Module:
+        return self.ema.average if self.ema is not None else self.networks["editor"]
+
+    def sample_columns(self) -> list[np.ndarray]:
+        batch = self.fixed_batch(self.fixed, self.region)
+        x = batch["image"]
+        out, _ = self.edit(self.exported, x, batch.get("mask"))
+        return [to_uint8(x), to_uint8(out)]
+
+    def heldout_metrics(self) -> dict[str, float]:
+        batch = self.fixed_batch(self.fixed, self.region)
+        x = batch["image"]
+        out, delta = self.edit(self.exported, x, batch.get("mask"))
+        distance = (self.identity.descriptors(out) - self.identity.descriptors(x)).norm(dim=1)
+        metrics = {
+            "heldout_identity_distance": float(distance.mean()),
+            "heldout_identity_kept": float((distance < SAME_PERSON_DISTANCE).float().mean()),
+            "heldout_delta": float(delta.abs().mean()),
+        }
+        if self.classifier is not None:
+            logits, _ = self.classifier(out)
+            metrics["heldout_guide_target_rate"] = float(
+                ((logits > 0).long() == self.config.target_value).float().mean()
+            )
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        if self.ema is not None:
+            state["networks"]["editor_ema"] = self.ema.average.state_dict()
+            state["ema_updates"] = self.ema.updates
+        if self.augment is not None:
+            state["augment_rng"] = self.augment.state()
+        if self.pairs is not None:
+            state["pair_rng"] = self.pair_rng.bit_generator.state
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        if self.ema is not None:
+            self.ema.load_state_dict(
+                {"updates": state["ema_updates"], "average": state["networks"]["editor_ema"]}
+            )
+        if self.augment is not None and "augment_rng" in state:
+            self.augment.restore(state["augment_rng"])
+        if self.pairs is not None and "pair_rng" in state:
+            self.pair_rng.bit_generator.state = state["pair_rng"]
