@@ -104,6 +104,13 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--enhancer", type=Path, metavar="RUN", help="an enhance-local / enhance-global run")
     export.add_argument("--name", help="model name (default: the folder name)")
     export.add_argument("--display-name")
+    export.add_argument(
+        "--experimental",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="mark the model experimental (hidden in the app unless asked for); default: keep what the "
+        "model folder's manifest says, else not experimental",
+    )
     export.set_defaults(handler=_run_export)
 
     evaluate = commands.add_parser("evaluate", help="measure an exported model on held-out faces")
@@ -320,6 +327,7 @@ def _run_export(options: argparse.Namespace) -> int:
         enhancer_run=options.enhancer,
         name=options.name,
         display_name=options.display_name,
+        experimental=options.experimental,
     )
     print(f"exported to {folder}")
     return EXIT_OK

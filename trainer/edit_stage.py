@@ -157,12 +157,15 @@ class EditStage(Stage):
         real = real_batch["image"]
         losses: dict[str, float] = {}
 
+        # T runs once per step: its output, detached, is D's fake; with the graph kept, T's own loss
+        # (after D's update, as in the alternating scheme) — one T forward fewer than two separate passes
+        with self.autocast():
+            out, delta = self.edit(self.T, x, mask)
+
         # D (and region D): real faces with the target value vs edited faces
-        with torch.no_grad(), self.autocast():
-            fake, _ = self.edit(self.T, x, mask)
         with self.autocast():
             real_logits = self.judge(real, real_batch["landmarks"])
-            fake_logits = self.judge(fake, source["landmarks"])
+            fake_logits = self.judge(out.detach(), source["landmarks"])
             d_loss = sum(self.gan_d(r, f) for r, f in zip(real_logits, fake_logits, strict=True))
         d_optimisers = [self.optimizers["discriminator"]]
         if self.region_D is not None:
@@ -187,7 +190,6 @@ class EditStage(Stage):
             for network in discriminators:
                 network.requires_grad_(False)
         with self.autocast():
-            out, delta = self.edit(self.T, x, mask)
             adversarial = sum(self.gan_g(logit) for logit in self.judge(out, source["landmarks"]))
             out_features, out_descriptor = self.identity(out)
             with torch.no_grad():

@@ -64,6 +64,7 @@ def export_model(
     enhancer_run: Path | None = None,
     name: str | None = None,
     display_name: str | None = None,
+    experimental: bool | None = None,
 ) -> Path:
     """Write transform.onnx (+ enhancer.onnx) and manifest.json into `out`; returns `out`."""
     transform_run, out = Path(transform_run), Path(out)
@@ -108,9 +109,12 @@ def export_model(
     attribute = config["attribute"]
     direction = config["direction"]
     model_name = name or out.name
-    previous_metrics: dict[str, Any] = {}
+    previous: dict[str, Any] = {}
     if (out / "manifest.json").is_file():
-        previous_metrics = json.loads((out / "manifest.json").read_text()).get("metrics", {})
+        previous = json.loads((out / "manifest.json").read_text())
+    previous_metrics: dict[str, Any] = previous.get("metrics", {})
+    if experimental is None:  # re-exporting keeps the quality verdict until someone changes it
+        experimental = bool(previous.get("experimental", False))
     manifest = ModelManifest(
         name=model_name,
         display_name=display_name or _ATTRIBUTE_NAMES.get((attribute, direction), f"{direction} {attribute}"),
@@ -132,6 +136,7 @@ def export_model(
         training=_training_summary(transform_run, config, enhancer_run, enhancer_config, dataset),
         metrics=previous_metrics,
         licence=dataset.licence,
+        experimental=experimental,
     )
     manifest.save(out)
     return out

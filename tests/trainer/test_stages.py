@@ -358,3 +358,12 @@ def test_edit_export_is_the_weight_average(chain: dict[str, Path], tmp_path: Pat
     assert np.abs(got - expected).max() < 1e-4
     assert np.abs(got - other).max() > 1e-6  # the average, not the last weights
     assert np.abs(got - x.numpy()).max() < 0.5  # a residual edit of a few steps stays near the photo
+    assert not manifest.experimental
+    # the quality verdict: set by --experimental, kept by a plain re-export, cleared by --no-experimental
+    for flags, expected in (
+        (["--experimental"], True),
+        ([], True),
+        (["--no-experimental"], False),
+    ):
+        assert main(["export", str(chain["edit"]), "--out", str(folder), *flags]) == EXIT_OK
+        assert ModelRegistry([folder.parent]).get("edit-glasses").experimental is expected
