@@ -4,7 +4,7 @@
     diat-studio-train train --stage STAGE --data DATA [options]     (--dry-run, --resume RUN)
     diat-studio-train classifier --data DATA --attribute NAME     (the independent evaluator)
     diat-studio-train export RUN --out DIR [--enhancer RUN]
-    diat-studio-train evaluate MODEL_DIR --data DATA --classifier RUN
+    diat-studio-train evaluate MODEL_DIR --data DATA --classifier RUN [--split dev] [work sizes]
 
 Every `train` builds a typed TrainConfig, writes it as JSON into a new numbered run folder
 (runs/00001-<stage>-<name>) and runs the training loop; Ctrl-C checkpoints and stops, `--resume RUN`
@@ -119,7 +119,9 @@ def _parser() -> argparse.ArgumentParser:
         "--data", type=Path, required=True, help="the prepared dataset (its held-out split)"
     )
     evaluate.add_argument("--classifier", type=Path, required=True, metavar="RUN", help="an 'evaluator' run")
-    evaluate.add_argument("--limit", type=int, default=500, help="at most this many faces")
+    evaluate.add_argument(
+        "--limit", type=int, default=500, help="at most this many faces to edit (and real target faces)"
+    )
     evaluate.add_argument(
         "--split",
         choices=("heldout", "dev"),
@@ -130,6 +132,22 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--no-manifest", action="store_true", help="do not write the metrics into the manifest"
     )
+    sizes = evaluate.add_argument_group(
+        "work sizes (defaults from trainer.evaluate.EvaluationSizes: the numbers in the model cards)"
+    )
+    sizes.add_argument(
+        "--two-sample-steps",
+        type=int,
+        help="training steps of the realism two-sample classifier (0 leaves the test out; default 200)",
+    )
+    sizes.add_argument("--grey-faces", type=int, help="faces made grey for the grey check (default 16)")
+    sizes.add_argument(
+        "--already-target",
+        type=int,
+        help="faces that already have the target value, edited anyway (default 100)",
+    )
+    sizes.add_argument("--grid-faces", type=int, help="faces drawn at random for the two grids (default 16)")
+    sizes.add_argument("--seed", type=int, help="seed of every random draw (default 0)")
     evaluate.set_defaults(handler=_run_evaluate)
     return parser
 
@@ -334,15 +352,19 @@ def _run_export(options: argparse.Namespace) -> int:
 
 
 def _run_evaluate(options: argparse.Namespace) -> int:
-    from trainer.evaluate import evaluate_model
+    from trainer.evaluate import EvaluationSizes, evaluate_model
 
+    names = ("limit", "two_sample_steps", "grey_faces", "already_target", "grid_faces", "seed")
+    sizes = EvaluationSizes(
+        **{name: getattr(options, name) for name in names if getattr(options, name) is not None}
+    )
     report = evaluate_model(
         options.model,
         options.data,
         options.classifier,
-        limit=options.limit,
         update_manifest=not options.no_manifest,
         split=options.split,
+        sizes=sizes,
     )
     print(json.dumps(report["metrics"], indent=2))
     return EXIT_OK

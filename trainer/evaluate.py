@@ -1,46 +1,113 @@
 """`diat-studio-train evaluate`: how well an exported model does its job, on held-out faces.
 
-The model runs through the app's own registry and ONNX Runtime inference (what users will get), on
-held-out faces that lack the target attribute value, composited through the same soft masks as the app:
+The model runs through the app's own registry, ONNX Runtime inference and crop-level edit path
+(`diat_studio.core.pipeline.edit_crops`: transform, enhance, grey in → grey out), on held-out faces that
+lack the target attribute value, composited through the same soft masks as the app:
 
 - attribute success rate: the independent evaluator classifier (not the GAN's D) says the target value
   after editing (and, as a baseline, how often it already said so before editing);
+- blur control: the same faces with only a Gaussian blur inside the same mask (σ = 2 px at 128 px,
+  scaled with the crop), scored by the same evaluator; success over blur in percentage points;
 - identity kept rate: dlib descriptor distance between input and output below 0.6, and the mean distance;
+- realism: a classifier two-sample test, the held-out accuracy of a fresh small classifier trained to tell
+  the edited faces from real faces of the same split that have the target value (0.5 = indistinguishable);
+- colour: mean CIE76 ΔE inside the mask (edited vs input), and whether grey faces stay grey through the
+  app's path (and, for diagnosis, through the networks alone, without the app's grey rule);
+- faces that already have the target value, edited anyway: mean ΔE inside the mask and identity distance
+  (a good edit leaves them nearly alone);
 - local edits: PSNR outside the mask of the network output before compositing (the app's paste-back keeps
   those pixels bit-identical in any case);
 - sharpness ratio: the edited face's detail (variance of the Laplacian of the grey image, inside the
   mask) over the input's, median over faces — 1.0 matches the photo, below 1 is blur, above 1 is added
   texture or artefacts; it shows what the enhancement network changes;
-- an image grid (input | transformed | enhanced) of the first held-out faces.
-Results go to MODEL_DIR/evaluation.json, MODEL_DIR/evaluation.png and the manifest's metrics.
+- two image grids of faces drawn at random with a fixed seed: `evaluation.png` (input | transformed |
+  edited crop) and `evaluation-photos.png` (each face's source photo edited by the app's `edit_photo`,
+  256 px high; a photo that cannot be read is replaced by the edited crop, one where dlib finds no face is
+  skipped for the next drawn face; both are listed in the report).
+Results go to MODEL_DIR/evaluation.json, the two images and the manifest's metrics. The measures
+themselves are in trainer/measures.py.
 
 `split="dev"` measures on the developers' split that the transform run set aside (`--dev-fraction`)
-instead, for weight sweeps and comparisons: results go to evaluation-dev.json / .png and never into the
-manifest, so the held-out faces are looked at only for the final numbers.
+instead, for weight sweeps and comparisons: results go to evaluation-dev.json / -dev.png /
+-dev-photos.png and never into the manifest, so the held-out faces are looked at only for the final
+numbers.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
-from diat_studio.core.errors import ModelError
-from diat_studio.core.inference import Device, load_attribute_model
-from diat_studio.core.inference import LocalEnhancer as OnnxLocalEnhancer
+from diat_studio.core.colour import to_grey_like
+from diat_studio.core.errors import DiatError, ModelError
+from diat_studio.core.faces import FaceDetector
+from diat_studio.core.image_io import load_photo
+from diat_studio.core.inference import AttributeModel, Device, load_attribute_model
 from diat_studio.core.manifest import ModelManifest
+from diat_studio.core.pipeline import DEFAULT_FEATHER, edit_crops, edit_photo, enhance_crops
+from diat_studio.core.regions import RegionKind
 from diat_studio.core.registry import ModelRegistry
 from trainer.data import PreparedDataset, region_masks, to_tensor
 from trainer.identity import SAME_PERSON_DISTANCE, FaceIdentity
+from trainer.measures import (
+    blur_inside,
+    blur_sigma,
+    composite,
+    delta_e_per_face,
+    grey_fraction,
+    random_rows,
+    success_over_blur_points,
+    two_sample_accuracy,
+)
 from trainer.runs import run_config, save_grid
 from trainer.stages import load_trained
 
-GRID_FACES = 8
+#: Faces in each grid, drawn at random (seeded) from the evaluated faces.
+GRID_FACES = 16
+#: Height of each photo in evaluation-photos.png, and photos per row.
+PHOTO_HEIGHT = 256
+PHOTOS_PER_ROW = 4
+
+
+@dataclass(frozen=True)
+class EvaluationSizes:
+    """How much work each measure does (the defaults are the numbers in the model cards)."""
+
+    limit: int = 500
+    """At most this many faces without the target value are edited (and as many real target faces)."""
+    two_sample_steps: int = 200
+    """Training steps of the two-sample classifier (0 leaves the test out)."""
+    two_sample_width: int = 8
+    grey_faces: int = 16
+    """Faces, drawn at random, that are made grey and edited for the grey check."""
+    already_target: int = 100
+    """At most this many faces that already have the target value are edited."""
+    grid_faces: int = GRID_FACES
+    seed: int = 0
+    """Seed of every random draw (grids, grey faces, the two-sample test)."""
+    batch_size: int = 32
+
+
+@dataclass
+class _Scores:
+    """Per-face results of one pass over a set of faces."""
+
+    edited: list[np.ndarray] = field(default_factory=list)
+    before: list[bool] = field(default_factory=list)
+    after: list[bool] = field(default_factory=list)
+    blurred: list[bool] = field(default_factory=list)
+    distances: list[float] = field(default_factory=list)
+    delta_e: list[float] = field(default_factory=list)
+    psnrs: list[float] = field(default_factory=list)
+    sharpness: list[float] = field(default_factory=list)
 
 
 def evaluate_model(
@@ -52,9 +119,12 @@ def evaluate_model(
     update_manifest: bool = True,
     batch_size: int = 32,
     split: str = "heldout",
+    sizes: EvaluationSizes | None = None,
 ) -> dict[str, Any]:
+    """Measure an exported model; `sizes` (if given) overrides `limit` and `batch_size`."""
     if split not in ("heldout", "dev"):
         raise ValueError(f"unknown split {split!r}: use heldout or dev")
+    sizes = sizes or EvaluationSizes(limit=limit, batch_size=batch_size)
     model_dir, data = Path(model_dir), Path(data)
     manifest = ModelManifest.load(model_dir)
     entry = next((e for e in ModelRegistry([model_dir.parent]).entries if e.directory == model_dir), None)
@@ -76,79 +146,235 @@ def evaluate_model(
     classifier = load_trained(classifier_run, "classifier", "classifier_width").eval()
     identity = FaceIdentity(dataset.template)
     target = 1 if manifest.direction == "add" else 0
-    rows = dataset.indices(split, manifest.attribute, 1 - target)[:limit]
+    rows = dataset.indices(split, manifest.attribute, 1 - target)[: sizes.limit]
     if len(rows) == 0:
         raise ValueError(f"no {split} faces without the target value of {manifest.attribute}")
-    region = manifest.region if manifest.kind == "local" else "face"
+    real_rows = dataset.indices(split, manifest.attribute, target)
+    region = manifest.region if manifest.kind == "local" else RegionKind.FACE
+    judge = _Judge(model, classifier, identity, dataset, region, target, sizes.batch_size)
     started = time.perf_counter()
-    success_before, success_after, distances, psnrs, sharpness = [], [], [], [], []
-    grid: list[list[np.ndarray]] = [[], [], []]
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
-        crops = np.asarray(dataset.crops[chunk])
-        masks = region_masks(dataset.landmarks[chunk], region, dataset.size, 0.15)[:, 0]  # type: ignore[arg-type]
-        transformed = model.transform(crops)
-        if isinstance(model.enhancer, OnnxLocalEnhancer):
-            enhanced = model.enhancer(transformed, crops, masks)
-        elif model.enhancer is not None:
-            enhanced = model.enhancer(transformed)
-        else:
-            enhanced = transformed
-        weight = masks[..., None]
-        edited = np.clip(np.rint(crops * (1 - weight) + enhanced * weight), 0, 255).astype(np.uint8)
-        with torch.no_grad():
-            before = classifier(to_tensor(crops)) > 0
-            after = classifier(to_tensor(edited)) > 0
-            distance = (
-                identity.descriptors(to_tensor(edited)) - identity.descriptors(to_tensor(crops))
-            ).norm(dim=1)
-        success_before += (before.long() == target).tolist()
-        success_after += (after.long() == target).tolist()
-        distances += distance.tolist()
-        if manifest.kind == "local":
-            # The network's own output, before compositing: the app's paste-back leaves pixels outside the
-            # mask bit-identical anyway, so this measures whether E itself leaves the rest of the face alone.
-            outside = masks == 0
-            for i in range(len(chunk)):
-                error = (enhanced[i].astype(float) - crops[i])[outside[i]]
-                mse = float((error**2).mean()) if error.size else 0.0
-                psnrs.append(99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse))
-        for i in range(len(chunk)):
-            inside = masks[i] > 0.5
-            if inside.any():
-                sharpness.append(_detail(edited[i], inside) / max(_detail(crops[i], inside), 1e-6))
-        if len(grid[0]) < GRID_FACES:
-            take = GRID_FACES - len(grid[0])
-            composite_t = np.clip(np.rint(crops * (1 - weight) + transformed * weight), 0, 255).astype(
-                np.uint8
-            )
-            grid[0] += list(crops[:take])
-            grid[1] += list(composite_t[:take])
-            grid[2] += list(edited[:take])
-    distances_array = np.array(distances)
+
+    main = judge.score(rows, local=manifest.kind == "local")
+    distances = np.array(main.distances)
+    success, control = float(np.mean(main.after)), float(np.mean(main.blurred))
     metrics: dict[str, Any] = {
         f"{split}_faces": len(rows),
-        "attribute_success_rate": round(float(np.mean(success_after)), 4),
-        "attribute_rate_before_edit": round(float(np.mean(success_before)), 4),
-        "identity_kept_rate": round(float((distances_array < SAME_PERSON_DISTANCE).mean()), 4),
-        "identity_mean_distance": round(float(distances_array.mean()), 4),
+        "attribute_success_rate": round(success, 4),
+        "attribute_rate_before_edit": round(float(np.mean(main.before)), 4),
+        "blur_control_success_rate": round(control, 4),
+        "success_over_blur_points": success_over_blur_points(success, control),
+        "identity_kept_rate": round(float((distances < SAME_PERSON_DISTANCE).mean()), 4),
+        "identity_mean_distance": round(float(distances.mean()), 4),
+        "mean_delta_e_face": round(float(np.mean(main.delta_e)), 2),
         "classifier": str(Path(classifier_run).name),
         "classifier_heldout_balanced_accuracy": _classifier_accuracy(Path(classifier_run)),
         "providers": list(model.providers.active),
     }
-    if psnrs:
-        metrics["psnr_outside_mask_db"] = round(float(np.mean(psnrs)), 2)
-    if sharpness:
-        metrics["sharpness_ratio"] = round(float(np.median(sharpness)), 3)
-    metrics["seconds"] = round(time.perf_counter() - started, 2)
+    if main.psnrs:
+        metrics["psnr_outside_mask_db"] = round(float(np.mean(main.psnrs)), 2)
+    if main.sharpness:
+        metrics["sharpness_ratio"] = round(float(np.median(main.sharpness)), 3)
+
+    real = np.asarray(dataset.crops[real_rows[: sizes.limit]])
+    if sizes.two_sample_steps > 0 and len(real) >= 2:
+        accuracy = two_sample_accuracy(
+            np.stack(main.edited),
+            real,
+            steps=sizes.two_sample_steps,
+            width=sizes.two_sample_width,
+            seed=sizes.seed,
+        )
+        if accuracy is not None:
+            metrics["two_sample_accuracy"] = round(accuracy, 4)
+            metrics["two_sample_faces"] = min(len(main.edited), len(real))
+
+    grey_rows = np.sort(random_rows(rows, sizes.seed)[: sizes.grey_faces])
+    if len(grey_rows):
+        delivered, networks_only = judge.grey_check(grey_rows)
+        metrics["grey_faces"] = len(grey_rows)
+        metrics["grey_stays_grey"] = round(delivered, 4)
+        metrics["grey_stays_grey_without_rule"] = round(networks_only, 4)
+
+    already_rows = real_rows[: sizes.already_target]
+    if len(already_rows):
+        already = judge.score(already_rows, local=False)
+        metrics["already_target_faces"] = len(already_rows)
+        metrics["already_target_delta_e"] = round(float(np.mean(already.delta_e)), 2)
+        metrics["already_target_identity_distance"] = round(float(np.mean(already.distances)), 4)
+
     stem = "evaluation" if split == "heldout" else f"evaluation-{split}"
-    save_grid([np.stack(column) for column in grid], model_dir / f"{stem}.png")
-    report = {"model": manifest.name, "data": str(data), "split": split, "metrics": metrics}
+    order = random_rows(rows, sizes.seed)
+    grids = judge.crop_grid(order[: sizes.grid_faces], model_dir / f"{stem}.png")
+    grids.update(
+        _photo_grid(
+            model, dataset, order, sizes.grid_faces, dict(zip(rows.tolist(), main.edited, strict=True))
+        ).save(model_dir / f"{stem}-photos.png")
+    )
+    metrics["seconds"] = round(time.perf_counter() - started, 2)
+    report = {
+        "model": manifest.name,
+        "data": str(data),
+        "split": split,
+        "metrics": metrics,
+        "blur_control_sigma_px": blur_sigma(dataset.size),
+        "sizes": asdict(sizes),
+        "grids": grids,
+    }
     (model_dir / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     if update_manifest:
         updated = ModelManifest(**{**manifest.__dict__, "metrics": {**manifest.metrics, **metrics}})
         updated.save(model_dir)
     return report
+
+
+class _Judge:
+    """Edits rows of the dataset through the app's crop path and scores them."""
+
+    def __init__(
+        self,
+        model: AttributeModel,
+        classifier: torch.nn.Module,
+        identity: FaceIdentity,
+        dataset: PreparedDataset,
+        region: RegionKind,
+        target: int,
+        batch_size: int,
+    ) -> None:
+        self.model, self.classifier, self.identity = model, classifier, identity
+        self.dataset, self.region, self.target, self.batch_size = dataset, region, target, batch_size
+
+    def inputs(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(crops, the region's soft masks N×S×S, feathered like the app's default)."""
+        crops = np.asarray(self.dataset.crops[rows])
+        masks = region_masks(self.dataset.landmarks[rows], self.region, self.dataset.size, DEFAULT_FEATHER)
+        return crops, masks[:, 0]
+
+    def says_target(self, images: np.ndarray) -> list[bool]:
+        with torch.no_grad():
+            return ((self.classifier(to_tensor(images)) > 0).long() == self.target).tolist()
+
+    def score(self, rows: np.ndarray, *, local: bool) -> _Scores:
+        """Edit `rows` (composited through their masks) and score every face."""
+        scores = _Scores()
+        for start in range(0, len(rows), self.batch_size):
+            crops, masks = self.inputs(rows[start : start + self.batch_size])
+            _, output = edit_crops(self.model, crops, masks)
+            edited = composite(crops, output, masks)
+            scores.edited += list(edited)
+            scores.before += self.says_target(crops)
+            scores.after += self.says_target(edited)
+            scores.blurred += self.says_target(blur_inside(crops, masks))
+            distance = (
+                self.identity.descriptors(to_tensor(edited)) - self.identity.descriptors(to_tensor(crops))
+            ).norm(dim=1)
+            scores.distances += distance.tolist()
+            scores.delta_e += delta_e_per_face(crops, edited, masks)
+            for i in range(len(crops)):
+                if local:
+                    # The network's own output, before compositing: the app's paste-back leaves pixels
+                    # outside the mask bit-identical anyway, so this measures whether E itself leaves the
+                    # rest of the face alone.
+                    error = (output[i].astype(float) - crops[i])[masks[i] == 0]
+                    mse = float((error**2).mean()) if error.size else 0.0
+                    scores.psnrs.append(99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse))
+                inside = masks[i] > 0.5
+                if inside.any():
+                    scores.sharpness.append(_detail(edited[i], inside) / max(_detail(crops[i], inside), 1e-6))
+        return scores
+
+    def grey_check(self, rows: np.ndarray) -> tuple[float, float]:
+        """Fractions of grey-made faces still grey after editing: (the app's path, the networks alone)."""
+        crops, masks = self.inputs(rows)
+        grey = to_grey_like(crops)
+        _, delivered = edit_crops(self.model, grey, masks)
+        networks_only = enhance_crops(self.model, self.model.transform(grey), grey, masks)
+        return grey_fraction(composite(grey, delivered, masks)), grey_fraction(
+            composite(grey, networks_only, masks)
+        )
+
+    def crop_grid(self, rows: np.ndarray, path: Path) -> dict[str, Any]:
+        """input | transformed | edited crop for each row; saved to `path` (nothing for no rows)."""
+        if len(rows) == 0:
+            path.unlink(missing_ok=True)  # no stale grid from an earlier evaluation
+            return {"crops": []}
+        crops, masks = self.inputs(rows)
+        transformed, output = edit_crops(self.model, crops, masks)
+        columns = [crops, composite(crops, transformed, masks), composite(crops, output, masks)]
+        save_grid(columns, path)
+        return {"crops": [self.dataset.files[row] for row in rows]}
+
+
+@dataclass
+class _PhotoGrid:
+    tiles: list[np.ndarray] = field(default_factory=list)
+    photos: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    """Photos that could not be read: their edited crop stands in."""
+    no_face: list[str] = field(default_factory=list)
+    """Photos where dlib found no face: skipped."""
+
+    def save(self, path: Path) -> dict[str, Any]:
+        if self.tiles:
+            Image.fromarray(_montage(self.tiles)).save(path)
+        else:
+            path.unlink(missing_ok=True)  # no stale grid from an earlier evaluation
+        return {
+            "photos": self.photos,
+            "photos_unreadable_crop_shown": self.unreadable,
+            "photos_without_face": self.no_face,
+        }
+
+
+def _photo_grid(
+    model: AttributeModel,
+    dataset: PreparedDataset,
+    order: np.ndarray,
+    count: int,
+    edited: dict[int, np.ndarray],
+) -> _PhotoGrid:
+    """Walk the drawn rows until `count` photos are edited by the app's `edit_photo` (every face found)."""
+    grid = _PhotoGrid()
+    if count <= 0:
+        return grid
+    source = Path(str(dataset.info.get("source", "")))
+    detector = FaceDetector()
+    for row in order.tolist():
+        if len(grid.tiles) >= count:
+            break
+        name = dataset.files[row]
+        try:
+            pixels = load_photo(source / name).pixels
+        except (DiatError, OSError):
+            grid.unreadable.append(name)
+            grid.tiles.append(_to_height(edited[row], PHOTO_HEIGHT))
+            continue
+        faces = detector.detect(pixels)
+        if not faces:
+            grid.no_face.append(name)
+            continue
+        grid.tiles.append(_to_height(edit_photo(pixels, faces, model).pixels, PHOTO_HEIGHT))
+        grid.photos.append(name)
+    return grid
+
+
+def _to_height(image: np.ndarray, height: int) -> np.ndarray:
+    width = max(1, round(image.shape[1] * height / image.shape[0]))
+    shrink = image.shape[0] > height
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
+def _montage(tiles: list[np.ndarray], per_row: int = PHOTOS_PER_ROW, gap: int = 4) -> np.ndarray:
+    """Same-height tiles left to right, `per_row` to a row, on white."""
+    rows = [tiles[i : i + per_row] for i in range(0, len(tiles), per_row)]
+    height = tiles[0].shape[0]
+    width = max(sum(t.shape[1] for t in row) + gap * (len(row) - 1) for row in rows)
+    canvas = np.full((len(rows) * (height + gap) - gap, width, 3), 255, np.uint8)
+    for r, row in enumerate(rows):
+        x = 0
+        for tile in row:
+            canvas[r * (height + gap) : r * (height + gap) + height, x : x + tile.shape[1]] = tile
+            x += tile.shape[1] + gap
+    return canvas
 
 
 def _dev_fraction(manifest: ModelManifest) -> float:

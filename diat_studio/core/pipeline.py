@@ -3,6 +3,11 @@
 Local attributes (mouth, eyeglasses) are composited only inside their region's mask — the polygon the
 user may have edited. Global attributes (gender, age) go through the whole-face mask. `strength` scales
 the mask, so 0 returns the photo unchanged and 1 the full edit.
+
+Grey in → grey out: when a face's aligned crop is black and white (`colour.is_grey`), the model's output
+crop is turned grey (`colour.to_grey_like`) before it is pasted back, so a black-and-white photo stays black
+and white. Colour photos are not touched by this rule. `edit_crops` is the crop-level part (transform,
+enhance, grey rule) that the trainer's evaluation runs too, so it measures what the app delivers.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Literal
 import numpy as np
 
 from diat_studio.core.alignment import AlignedFace, align_face, paste_back
+from diat_studio.core.colour import keep_grey
 from diat_studio.core.faces import Face
 from diat_studio.core.inference import AttributeModel, GlobalEnhancer, LocalEnhancer
 from diat_studio.core.regions import Polygon, RegionKind, inter_ocular_distance, region_polygon
@@ -41,7 +47,8 @@ class EditResult:
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per step: align, transform, enhance, paste."""
     crops: dict[str, list[np.ndarray]] = field(default_factory=dict)
-    """Per-face intermediate crops: original, transformed, enhanced (for inspection and comparisons)."""
+    """Per-face intermediate crops: original, transformed, enhanced (for inspection and comparisons).
+    "enhanced" is what was pasted back (grey for a grey face)."""
 
 
 def select_faces(faces: Sequence[Face], selection: FaceSelection) -> list[Face]:
@@ -57,6 +64,33 @@ def default_polygon(model: AttributeModel, face: Face) -> Polygon:
     """The region a model edits on a face: its manifest region for local models, the face for global."""
     region = model.manifest.region if model.manifest.kind == "local" else RegionKind.FACE
     return region_polygon(region, face.landmarks)
+
+
+def enhance_crops(
+    model: AttributeModel, transformed: np.ndarray, originals: np.ndarray, crop_masks: np.ndarray | None
+) -> np.ndarray:
+    """The model's enhancement network on its transformed crops (the transformed crops if it has none).
+
+    A local enhancer needs `crop_masks` (N×S×S float32, the region's soft mask in crop coordinates).
+    """
+    if isinstance(model.enhancer, LocalEnhancer):
+        if crop_masks is None:
+            raise ValueError(f"{model.name}: a local enhancer needs the region masks of the crops")
+        return model.enhancer(transformed, originals, crop_masks)
+    if isinstance(model.enhancer, GlobalEnhancer):
+        return model.enhancer(transformed)
+    return transformed
+
+
+def edit_crops(
+    model: AttributeModel, originals: np.ndarray, crop_masks: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(transformed, output) crops of N aligned N×S×S×3 uint8 faces: transform, enhance, grey rule.
+
+    The output is what `edit_photo` pastes back through the region mask.
+    """
+    transformed = model.transform(originals)
+    return transformed, keep_grey(originals, enhance_crops(model, transformed, originals, crop_masks))
 
 
 def edit_photo(
@@ -111,6 +145,7 @@ def edit_photo(
 
     step("enhance", 0.6)
     started = time.perf_counter()
+    crop_masks = None
     if isinstance(model.enhancer, LocalEnhancer):
         crop_masks = np.stack(
             [
@@ -118,11 +153,8 @@ def edit_photo(
                 for polygon, a, width in zip(used, aligned, feathers, strict=True)
             ]
         )
-        enhanced = model.enhancer(transformed, originals, crop_masks)
-    elif isinstance(model.enhancer, GlobalEnhancer):
-        enhanced = model.enhancer(transformed)
-    else:
-        enhanced = transformed
+    # grey in → grey out, before paste-back (see the module docstring)
+    enhanced = keep_grey(originals, enhance_crops(model, transformed, originals, crop_masks))
     timings["enhance"] = time.perf_counter() - started
 
     step("paste", 0.8)

@@ -5,11 +5,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from diat_studio.core.colour import channel_spread, is_grey, to_grey_like
 from diat_studio.core.faces import Face
 from diat_studio.core.inference import AttributeModel, Device, load_attribute_model
-from diat_studio.core.pipeline import EditCancelled, default_polygon, edit_photo, select_faces
+from diat_studio.core.pipeline import EditCancelled, default_polygon, edit_crops, edit_photo, select_faces
 from diat_studio.core.regions import Polygon, RegionKind, region_polygon
 from diat_studio.core.registry import ModelRegistry
+from tests.core.test_colour import scanned_grey
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +113,35 @@ def test_default_polygon_follows_the_model_kind(astronaut_face: Face, local_mode
 def test_no_faces_returns_a_copy(astronaut: np.ndarray, local_model) -> None:
     result = edit_photo(astronaut, [], local_model)
     assert np.array_equal(result.pixels, astronaut) and result.pixels is not astronaut
+
+
+def test_a_grey_photo_stays_grey(
+    astronaut: np.ndarray, astronaut_face: Face, local_model, global_model
+) -> None:
+    """The fixtures redden the face: on a black-and-white photo the output is made grey before paste-back."""
+    grey = to_grey_like(astronaut)
+    for model in (global_model, local_model):
+        result = edit_photo(grey, [astronaut_face], model)
+        assert channel_spread(result.pixels).max() == channel_spread(grey).max() == 0
+        assert changed(result.pixels, grey).sum() > 400  # still edited (the luminance changed)
+    # a black-and-white photo with chroma noise from scanning and JPEG: still grey, and no worse after
+    noisy = scanned_grey(astronaut)
+    assert is_grey(noisy) and channel_spread(noisy).max() > 0
+    result = edit_photo(noisy, [astronaut_face], global_model)
+    assert is_grey(result.pixels) and channel_spread(result.pixels).max() <= channel_spread(noisy).max()
+
+
+def test_a_colour_photo_is_not_touched_by_the_grey_rule(
+    astronaut: np.ndarray, astronaut_face: Face, global_model
+) -> None:
+    result = edit_photo(astronaut, [astronaut_face], global_model)
+    original = result.crops["original"][0]
+    raw = global_model.enhancer(global_model.transform(original[None]))[0]  # type: ignore[misc]
+    assert np.array_equal(result.crops["enhanced"][0], raw) and not is_grey(raw)
+    transformed, output = edit_crops(global_model, original[None])
+    assert np.array_equal(output[0], raw) and np.array_equal(transformed[0], result.crops["transformed"][0])
+
+
+def test_edit_crops_needs_masks_for_a_local_enhancer(astronaut: np.ndarray, local_model) -> None:
+    with pytest.raises(ValueError, match="mask"):
+        edit_crops(local_model, astronaut[None, :128, :128])

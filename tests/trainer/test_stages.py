@@ -4,6 +4,7 @@ export through to the app and evaluation."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,29 @@ from diat_studio.core.registry import ModelRegistry
 from trainer.cli import EXIT_OK, main
 from trainer.runs import CHECKPOINT, JsonlLog, network_state
 from trainer.stages import STAGES, load_trained
+
+#: Evaluation work sizes for the tiny dataset: seconds, not minutes.
+SMALL_EVALUATION = [
+    "--two-sample-steps",
+    "4",
+    "--grey-faces",
+    "3",
+    "--already-target",
+    "3",
+    "--grid-faces",
+    "3",
+]
+
+NEW_MEASURES = (
+    "blur_control_success_rate",
+    "success_over_blur_points",
+    "mean_delta_e_face",
+    "grey_stays_grey",
+    "grey_stays_grey_without_rule",
+    "already_target_delta_e",
+    "already_target_identity_distance",
+    "two_sample_accuracy",
+)
 
 TINY = [
     "--transform-width",
@@ -242,19 +266,25 @@ def test_global_export_and_evaluate(chain: dict[str, Path], tmp_path: Path, data
         main(["export", str(chain["diat-a"]), "--out", str(local), "--enhancer", str(chain["enhance-local"])])
         == 0
     )
-    assert (
-        main(["evaluate", str(local), "--data", str(dataset_dir), "--classifier", str(chain["evaluator"])])
-        == 0
-    )
-    report = json.loads((local / "evaluation.json").read_text())["metrics"]
+    evaluate = ["evaluate", str(local), "--data", str(dataset_dir), "--classifier", str(chain["evaluator"])]
+    assert main([*evaluate, *SMALL_EVALUATION]) == 0
+    full_report = json.loads((local / "evaluation.json").read_text())
+    report = full_report["metrics"]
     for key in (
         "attribute_success_rate",
         "identity_kept_rate",
         "identity_mean_distance",
         "psnr_outside_mask_db",
         "sharpness_ratio",
+        *NEW_MEASURES,
     ):
         assert key in report
+    check_new_measures(report)
+    assert report["grey_stays_grey"] == 1.0  # the app's grey rule is part of the evaluated path
+    assert full_report["sizes"]["grid_faces"] == 3 and full_report["blur_control_sigma_px"] == 1.0
+    assert len(full_report["grids"]["crops"]) == 3 and len(full_report["grids"]["photos"]) == 3
+    assert Image.open(local / "evaluation.png").size == (3 * 64 + 4, 3 * 64 + 4)
+    assert Image.open(local / "evaluation-photos.png").height == 256  # one row of 3 photos, 256 px high
     assert 0 <= report["attribute_success_rate"] <= 1 and report["heldout_faces"] >= 1
     assert report["sharpness_ratio"] > 0
     # E_local starts from the mask composite, so even briefly trained it leaves the outside alone
@@ -311,7 +341,17 @@ def test_dev_split_is_never_trained_on_and_evaluated_apart(
     def evaluate_dev(model: Path) -> int:
         classifier = str(chain["evaluator"])
         return main(
-            ["evaluate", str(model), "--data", str(dataset_dir), "--classifier", classifier, "--split", "dev"]
+            [
+                "evaluate",
+                str(model),
+                "--data",
+                str(dataset_dir),
+                "--classifier",
+                classifier,
+                "--split",
+                "dev",
+                *SMALL_EVALUATION,
+            ]
         )
 
     assert evaluate_dev(folder) == 0
@@ -319,6 +359,11 @@ def test_dev_split_is_never_trained_on_and_evaluated_apart(
     eyeglasses = PreparedDataset.open(dataset_dir).labels["Eyeglasses"]
     assert report["split"] == "dev" and report["metrics"]["dev_faces"] == sum(eyeglasses[i] == 1 for i in dev)
     assert (folder / "evaluation-dev.png").is_file() and not (folder / "evaluation.json").exists()
+    assert (folder / "evaluation-dev-photos.png").is_file() and not (
+        folder / "evaluation-photos.png"
+    ).exists()
+    check_new_measures(report["metrics"])
+    assert report["metrics"]["already_target_faces"] == min(3, sum(eyeglasses[i] == 0 for i in dev))
     assert json.loads((folder / "manifest.json").read_text())["metrics"] == {}  # dev numbers stay out of it
 
     plain = tmp_path / "models" / "no-dev"
@@ -367,3 +412,63 @@ def test_edit_export_is_the_weight_average(chain: dict[str, Path], tmp_path: Pat
     ):
         assert main(["export", str(chain["edit"]), "--out", str(folder), *flags]) == EXIT_OK
         assert ModelRegistry([folder.parent]).get("edit-glasses").experimental is expected
+
+
+def check_new_measures(metrics: dict[str, object]) -> None:
+    """The realism, blur-control, colour and already-target measures are there and in range."""
+    rates = ("blur_control_success_rate", "grey_stays_grey", "grey_stays_grey_without_rule")
+    for key in rates:
+        assert 0.0 <= metrics[key] <= 1.0, key  # type: ignore[operator]
+    if "two_sample_accuracy" in metrics:  # needs 2 faces on each side
+        assert 0.0 <= metrics["two_sample_accuracy"] <= 1.0  # type: ignore[operator]
+    success, control = metrics["attribute_success_rate"], metrics["blur_control_success_rate"]
+    assert metrics["success_over_blur_points"] == round((success - control) * 100, 1)  # type: ignore[operator]
+    for key in ("mean_delta_e_face", "already_target_delta_e", "already_target_identity_distance"):
+        assert 0.0 <= metrics[key] < 200.0, key  # type: ignore[operator]
+
+
+def test_evaluate_measures_what_the_app_delivers(
+    chain: dict[str, Path], tmp_path: Path, dataset_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A colour-changing fixture model: the grey rule keeps grey faces grey (the networks alone do not),
+    ΔE sees the colour change, and the photo grid falls back or skips as documented."""
+    from dataclasses import replace
+
+    from diat_studio.core.manifest import ModelManifest
+    from diat_studio.core.regions import RegionKind
+    from tests.onnx_fixtures import model_folder
+    from trainer import evaluate as evaluate_module
+    from trainer.data import PreparedDataset
+    from trainer.evaluate import EvaluationSizes, evaluate_model
+
+    folder = model_folder(tmp_path / "models", "redden-eyes", "local", RegionKind.EYES, crop_size=64)
+    manifest = ModelManifest.load(folder)
+    replace(manifest, attribute="Eyeglasses", direction="remove").save(folder)
+    sizes = EvaluationSizes(two_sample_steps=4, grey_faces=3, already_target=3, grid_faces=2)
+
+    found: list[int] = []
+
+    class FirstPhotoHasNoFace(evaluate_module.FaceDetector):  # type: ignore[misc,name-defined]
+        def detect(self, rgb):  # type: ignore[no-untyped-def]
+            found.append(1)
+            return [] if len(found) == 1 else super().detect(rgb)
+
+    monkeypatch.setattr(evaluate_module, "FaceDetector", FirstPhotoHasNoFace)
+    report = evaluate_model(folder, dataset_dir, chain["evaluator"], update_manifest=False, sizes=sizes)
+    metrics = report["metrics"]
+    check_new_measures(metrics)
+    assert metrics["grey_stays_grey"] == 1.0 and metrics["grey_stays_grey_without_rule"] == 0.0
+    assert metrics["mean_delta_e_face"] > 10 and metrics["already_target_delta_e"] > 10
+    grids = report["grids"]
+    assert len(grids["photos_without_face"]) == 1 and grids["photos_without_face"][0] not in grids["photos"]
+    rows = PreparedDataset.open(dataset_dir).indices("heldout", "Eyeglasses", 1)
+    assert len(grids["photos"]) == min(2, len(rows) - 1) and not grids["photos_unreadable_crop_shown"]
+
+    # photos that cannot be read: the edited crop stands in, and the report says so
+    moved = tmp_path / "moved-dataset"
+    shutil.copytree(dataset_dir, moved)
+    info = json.loads((moved / "prepare.json").read_text())
+    (moved / "prepare.json").write_text(json.dumps({**info, "source": str(tmp_path / "gone")}))
+    report = evaluate_model(folder, moved, chain["evaluator"], update_manifest=False, sizes=sizes)
+    assert len(report["grids"]["photos_unreadable_crop_shown"]) == 2 and not report["grids"]["photos"]
+    assert Image.open(folder / "evaluation-photos.png").height == 256

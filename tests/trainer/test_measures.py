@@ -1,0 +1,104 @@
+"""The evaluation's measures (trainer.measures) on small real-face crops cut from the astronaut photo."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from diat_studio.core.colour import to_grey_like
+from trainer.measures import (
+    blur_inside,
+    blur_sigma,
+    composite,
+    grey_fraction,
+    mean_delta_e_faces,
+    random_rows,
+    success_over_blur_points,
+    two_sample_accuracy,
+)
+
+SIZE = 48
+STEPS = 80
+
+
+def face_crops(photo: np.ndarray, count: int, size: int = SIZE, seed: int = 0) -> np.ndarray:
+    """Jittered crops around the face (rotation, scale, shift): one distribution of real images."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        matrix = cv2.getRotationMatrix2D(
+            (200 + rng.uniform(-40, 40), 180 + rng.uniform(-40, 40)),
+            rng.uniform(-10, 10),
+            rng.uniform(0.8, 1.2),
+        )
+        warped = cv2.warpAffine(photo, matrix, (512, 512), borderMode=cv2.BORDER_REFLECT)
+        y, x = rng.integers(60, 200, 2)
+        out.append(cv2.resize(warped[y : y + 200, x : x + 200], (size, size), interpolation=cv2.INTER_AREA))
+    return np.stack(out)
+
+
+@pytest.fixture(scope="module")
+def crops(astronaut: np.ndarray) -> np.ndarray:
+    return face_crops(astronaut, 96)
+
+
+def test_two_sample_test_cannot_tell_one_distribution_from_itself(crops: np.ndarray) -> None:
+    accuracy = two_sample_accuracy(crops[:48], crops[48:], steps=STEPS, seed=0)
+    assert accuracy is not None and abs(accuracy - 0.5) <= 0.2
+
+
+@pytest.mark.parametrize("change", ["blur", "tint"])
+def test_two_sample_test_tells_trivially_different_sets_apart(crops: np.ndarray, change: str) -> None:
+    other = crops[48:]
+    if change == "blur":
+        other = blur_inside(other, np.ones(other.shape[:3], np.float32), sigma=3.0)
+    else:
+        other = np.clip(other.astype(int) + np.array([20, 0, -20]), 0, 255).astype(np.uint8)
+    accuracy = two_sample_accuracy(crops[:48], other, steps=STEPS, seed=0)
+    assert accuracy is not None and accuracy >= 0.9
+
+
+def test_two_sample_test_details(crops: np.ndarray) -> None:
+    import torch
+
+    assert two_sample_accuracy(crops[:1], crops[1:]) is None  # nothing to hold out
+    state = torch.random.get_rng_state()
+    first = two_sample_accuracy(crops[:6], crops[40:50], steps=2, seed=3)
+    assert torch.equal(state, torch.random.get_rng_state())  # the caller's random state is left alone
+    assert first == two_sample_accuracy(crops[:6], crops[40:50], steps=2, seed=3)  # deterministic
+    assert first is not None and first * 6 == round(first * 6)  # 3 + 3 faces scored (sets cut to 6)
+
+
+def test_blur_control_only_inside_the_mask(crops: np.ndarray) -> None:
+    assert blur_sigma(128) == 2.0 and blur_sigma(64) == 1.0
+    masks = np.zeros(crops.shape[:3], np.float32)
+    masks[:, 8:24, 8:24] = 1.0  # a 16 px square
+    blurred = blur_inside(crops[:4], masks[:4])
+    assert np.array_equal(blurred[:, masks[0] == 0], crops[:4, masks[0] == 0])
+    assert not np.array_equal(blurred[:, 8:24, 8:24], crops[:4, 8:24, 8:24])
+    inside = (blurred[:, 8:24, 8:24].astype(float), crops[:4, 8:24, 8:24].astype(float))
+    assert np.abs(np.diff(inside[0], axis=2)).mean() < np.abs(np.diff(inside[1], axis=2)).mean()
+
+
+def test_composite_and_colour_measures(crops: np.ndarray) -> None:
+    masks = np.zeros(crops[:4].shape[:3], np.float32)
+    masks[:, :, : SIZE // 2] = 1.0
+    tinted = np.clip(crops[:4].astype(int) + np.array([30, 0, -30]), 0, 255).astype(np.uint8)
+    edited = composite(crops[:4], tinted, masks)
+    assert np.array_equal(edited[:, :, SIZE // 2 :], crops[:4, :, SIZE // 2 :])
+    assert np.array_equal(edited[:, :, : SIZE // 2], tinted[:, :, : SIZE // 2])
+    assert mean_delta_e_faces(crops[:4], crops[:4], masks) == 0.0
+    assert mean_delta_e_faces(crops[:4], edited, masks) > 10.0
+    assert mean_delta_e_faces(crops[:4], edited, 1.0 - masks) == 0.0  # the change is all inside the mask
+    assert grey_fraction(to_grey_like(crops[:4])) == 1.0 and grey_fraction(crops[:4]) == 0.0
+    half = np.concatenate([to_grey_like(crops[:2]), crops[2:4]])
+    assert grey_fraction(half) == 0.5
+
+
+def test_random_rows_are_drawn_not_the_first() -> None:
+    rows = np.arange(100, 200)
+    drawn = random_rows(rows, seed=0)
+    assert sorted(drawn.tolist()) == rows.tolist() and not np.array_equal(drawn[:16], rows[:16])
+    assert np.array_equal(drawn, random_rows(rows, seed=0))
+    assert success_over_blur_points(0.8, 0.35) == 45.0

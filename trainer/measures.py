@@ -1,0 +1,161 @@
+"""Measures that a smeared face cannot pass, for `diat-studio-train evaluate` (see trainer/evaluate.py).
+
+Each one is a small function on uint8 crops (N×S×S×3) and soft masks (N×S×S float in 0..1):
+
+- `two_sample_accuracy`: a classifier two-sample test. A fresh small classifier learns to tell two sets of
+  images apart (edited faces vs real faces that have the target attribute) on half of each set and is
+  scored on the other half: 0.5 means it cannot tell them apart, 1.0 that every edited face gives itself
+  away (blur, stripes, colour blotches, or simply no edit).
+- `blur_inside`: the blur control, the same faces with only a Gaussian blur inside the edit's mask
+  (σ = 2 px at 128 px crops, scaled with the crop size). An edit that the evaluator rates no better than
+  this blur has learned to smear, not to edit.
+- `delta_e_per_face` / `mean_delta_e_faces`: the mean CIE76 ΔE inside the mask between input and edited
+  crops (per face, then averaged over faces), with the app's own Lab conversion (diat_studio.core.colour).
+- `grey_fraction`: how many images are black and white by the app's own rule (`colour.is_grey`).
+- `random_rows`: a seeded random order of rows, for grids that are drawn, not chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from diat_studio.core.colour import GREY_TOLERANCE, is_grey, mean_delta_e
+from trainer.networks import AttributeClassifier
+
+#: σ of the blur control at 128 px crops (scaled with the crop size: 1 px at 64 px, 4 px at 256 px).
+BLUR_SIGMA_AT_128 = 2.0
+
+
+def composite(crops: np.ndarray, edited: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """`edited` inside the soft masks, `crops` outside: the app's paste-back, in crop coordinates."""
+    weight = np.asarray(masks, np.float32)[..., None]
+    blended = crops.astype(np.float32) * (1.0 - weight) + edited.astype(np.float32) * weight
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+def blur_sigma(size: int) -> float:
+    """The blur control's σ in pixels for S×S crops."""
+    return BLUR_SIGMA_AT_128 * size / 128.0
+
+
+def blur_inside(crops: np.ndarray, masks: np.ndarray, sigma: float | None = None) -> np.ndarray:
+    """The crops with only a Gaussian blur (σ from `blur_sigma` unless given) inside the masks."""
+    crops = np.asarray(crops)
+    sigma = blur_sigma(crops.shape[1]) if sigma is None else sigma
+    blurred = np.stack(
+        [cv2.GaussianBlur(crop, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101) for crop in crops]
+    )
+    return composite(crops, blurred, masks)
+
+
+def delta_e_per_face(inputs: np.ndarray, edited: np.ndarray, masks: np.ndarray) -> list[float]:
+    """Each face's mask-weighted mean ΔE (CIE76) between input and edited crop."""
+    return [mean_delta_e(a, b, m) for a, b, m in zip(inputs, edited, masks, strict=True)]
+
+
+def mean_delta_e_faces(inputs: np.ndarray, edited: np.ndarray, masks: np.ndarray) -> float:
+    """Mean over faces of `delta_e_per_face` (0.0 for no faces)."""
+    values = delta_e_per_face(inputs, edited, masks)
+    return float(np.mean(values)) if values else 0.0
+
+
+def grey_fraction(images: np.ndarray, tolerance: float = GREY_TOLERANCE) -> float:
+    """The fraction of images that are grey by the app's rule (`diat_studio.core.colour.is_grey`)."""
+    if len(images) == 0:
+        return 0.0
+    return float(np.mean([is_grey(image, tolerance) for image in images]))
+
+
+def random_rows(rows: Sequence[int] | np.ndarray, seed: int) -> np.ndarray:
+    """`rows` in a random order fixed by `seed` (take the first k for a drawn sample)."""
+    return np.random.default_rng(seed).permutation(np.asarray(rows))
+
+
+def success_over_blur_points(success: float, control: float) -> float:
+    """How many percentage points the edit's success rate is above the blur control's."""
+    return round((success - control) * 100.0, 1)
+
+
+def two_sample_accuracy(
+    first: np.ndarray,
+    second: np.ndarray,
+    *,
+    steps: int = 300,
+    width: int = 8,
+    batch_size: int = 32,
+    patch: int = 64,
+    lr: float = 2e-3,
+    seed: int = 0,
+) -> float | None:
+    """Held-out accuracy of a fresh classifier trained to tell `first` from `second` (uint8 N×S×S×3).
+
+    Both sets are cut to the same size n (a random subset of the larger), each split in half at random;
+    an `AttributeClassifier` of `width` trains for `steps` Adam steps on random `patch`×`patch` windows
+    of one half (the crops' own resolution, so fine texture such as blur or stripes stays visible; whole
+    crops when they are no larger), with random flips, and is scored on the other half (each image's
+    logit averaged over windows that cover it). 0.5 = the sets look alike to it, 1.0 = always told apart.
+    None when a set has fewer than 2 images. Deterministic for a given seed; the global torch random
+    state is left as it was.
+    """
+    n = min(len(first), len(second))
+    if n < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    sets = [np.asarray(images)[np.sort(rng.permutation(len(images))[:n])] for images in (first, second)]
+    halves = [rng.permutation(n) for _ in sets]
+    cut = n // 2
+    train = [images[order[:cut]] for images, order in zip(sets, halves, strict=True)]
+    test = [images[order[cut:]] for images, order in zip(sets, halves, strict=True)]
+    size = sets[0].shape[1]
+    window = min(patch, size)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        network = AttributeClassifier(width)
+        optimiser = torch.optim.Adam(network.parameters(), lr=lr)
+        half = max(batch_size // 2, 1)
+        labels = torch.cat([torch.zeros(half), torch.ones(half)])
+        network.train()
+        for _ in range(steps):
+            batch = np.concatenate([images[rng.integers(0, len(images), half)] for images in train])
+            tensor = _windows(_to_tensor(batch), window, rng)
+            loss = F.binary_cross_entropy_with_logits(network(tensor), labels)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+        network.eval()
+        with torch.no_grad():
+            scores = [_tiled_logits(network, images, window) for images in test]
+    correct = (scores[0] < 0).sum() + (scores[1] > 0).sum()
+    return float(correct) / float(len(scores[0]) + len(scores[1]))
+
+
+def _to_tensor(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def _windows(batch: torch.Tensor, window: int, rng: np.random.Generator) -> torch.Tensor:
+    """A random window (and a random horizontal flip) per image."""
+    size = batch.shape[-1]
+    out = []
+    for image in batch:
+        y, x = rng.integers(0, size - window + 1, 2)
+        crop = image[:, y : y + window, x : x + window]
+        out.append(crop.flip(-1) if rng.random() < 0.5 else crop)
+    return torch.stack(out)
+
+
+def _tiled_logits(network: torch.nn.Module, images: np.ndarray, window: int, batch: int = 64) -> np.ndarray:
+    """Each image's logit, averaged over a grid of windows (half-window stride) covering it."""
+    size = images.shape[1]
+    starts = sorted({*range(0, size - window + 1, max(window // 2, 1)), size - window})
+    logits = []
+    for begin in range(0, len(images), batch):
+        tensor = _to_tensor(images[begin : begin + batch])
+        tiles = [network(tensor[:, :, y : y + window, x : x + window]) for y in starts for x in starts]
+        logits.append(torch.stack(tiles).mean(0))
+    return torch.cat(logits).numpy()
