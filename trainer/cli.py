@@ -73,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     prepare.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 8))
     prepare.set_defaults(handler=_run_prepare)
 
+    downscale = commands.add_parser(
+        "downscale", help="a prepared dataset at a smaller crop size (a coarse stage, cheap ablations)"
+    )
+    downscale.add_argument("data", type=Path, help="a prepared dataset folder")
+    downscale.add_argument("out", type=Path, help="the new dataset folder (must not exist)")
+    downscale.add_argument("--size", type=int, required=True, help="crop size in pixels, e.g. 64")
+    downscale.set_defaults(handler=_run_downscale)
+
     train = commands.add_parser("train", help="train one stage (see trainer/stages.py for the schedule)")
     from trainer.stages import STAGES
 
@@ -220,6 +228,14 @@ def _run_prepare(options: argparse.Namespace) -> int:
         print(f"{summary['not_aligned']} photos had no usable face (listed in {options.out}/prepare.json):")
         for failure in summary["failures"][:20]:  # type: ignore[index]
             print(f"  {failure['file']}: {failure['reason']}")
+    return EXIT_OK
+
+
+def _run_downscale(options: argparse.Namespace) -> int:
+    from trainer.downscale import downscale_dataset
+
+    info = downscale_dataset(options.data, options.out, options.size)
+    print(f"{info['aligned']} crops at {options.size} px in {options.out}")
     return EXIT_OK
 
 

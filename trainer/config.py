@@ -10,6 +10,7 @@ from typing import Any
 VARIANTS = ("diat", "diat-a")
 DIRECTIONS = ("add", "remove")
 GAN_LOSSES = ("lsgan", "bce", "hinge")
+EDITORS = ("residual", "plain")
 
 
 @dataclass
@@ -64,6 +65,8 @@ class TrainConfig:
     mask_feather: float = 0.15
 
     # the `edit` stage's recipe components (trainer/edit_stage.py); 0 / empty switches one off
+    editor: str = "residual"
+    """"residual" (x + Δ, starts at the identity) or "plain" (the paper's T, for the ablation)."""
     edit_weight: float = 0.05
     """|Δ| + total variation of Δ (the residual editor's edit)."""
     colour_weight: float = 1.0
@@ -117,6 +120,8 @@ class TrainConfig:
         unknown = [p for p in self.augment_policies if p not in AUGMENTATIONS]
         if unknown:
             raise ValueError(f"unknown augmentation {unknown[0]!r} (known: {', '.join(AUGMENTATIONS)})")
+        if self.editor not in EDITORS:
+            raise ValueError(f"editor must be one of {', '.join(EDITORS)}, got {self.editor!r}")
         if self.r1_every < 1:
             raise ValueError("r1_every must be at least 1")
         if self.steps < 1 or self.batch_size < 1:

@@ -38,7 +38,7 @@ from trainer.losses import (
     gan_losses,
     r1_penalty,
 )
-from trainer.networks import ResidualEditor, SpectralDiscriminator
+from trainer.networks import PlainEditor, ResidualEditor, SpectralDiscriminator
 from trainer.stage_base import Stage, _attribute_rows, load_trained
 
 #: Region patches judged by the region D: (landmark indices, box width and height in eye distances,
@@ -77,12 +77,15 @@ class EditStage(Stage):
         if not config.attribute:
             raise ValueError("stage 'edit' needs --attribute")
         self.region = RegionKind(config.region) if config.region else None
+        kind = "editor" if config.editor == "residual" else "plain_editor"
         if config.init_transform:
             editor = load_trained(
-                config.init_transform, "editor_ema", "transform_width", fallback="editor", kind="editor"
+                config.init_transform, "editor_ema", "transform_width", fallback="editor", kind=kind
             )
-        else:
+        elif config.editor == "residual":
             editor = ResidualEditor(config.transform_width)
+        else:
+            editor = PlainEditor(config.transform_width)
         lr_d = config.lr_discriminator if config.lr_discriminator is not None else config.lr
         betas = (0.0, 0.99)
         self.T = self.add_network("editor", editor.to(memory_format=torch.channels_last), config.lr, betas)

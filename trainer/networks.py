@@ -104,6 +104,14 @@ class ResidualEditor(nn.Module):
         return torch.clamp(x + self.delta(x), -1.0, 1.0)
 
 
+class PlainEditor(TransformNet):
+    """The ablation's counterpart of ResidualEditor: the paper's T (repaints the whole crop through tanh,
+    random start), seen through the same `delta` interface (Δ = T(x) − x)."""
+
+    def delta(self, x: torch.Tensor) -> torch.Tensor:
+        return self(x) - x
+
+
 class SpectralDiscriminator(nn.Module):
     """D for the recipe: spectral-normalised 4×4 stride-2 convs, leaky ReLU, a linear head on pooled
     features. `forward` returns (logit, feature maps) like `Discriminator`."""
@@ -243,6 +251,7 @@ NETWORKS: dict[str, type[nn.Module]] = {
     "transform": TransformNet,
     "reconstruction": TransformNet,
     "editor": ResidualEditor,
+    "plain_editor": PlainEditor,
     "discriminator": Discriminator,
     "sn_discriminator": SpectralDiscriminator,
     "denoiser": Denoiser,
