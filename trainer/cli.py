@@ -140,6 +140,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--no-manifest", action="store_true", help="do not write the metrics into the manifest"
     )
+    evaluate.add_argument(
+        "--quality-bar",
+        action="store_true",
+        help="held-out split: mark the model experimental in its manifest if it misses any target of "
+        "trainer.quality.QUALITY_BAR (and not experimental if it meets them all)",
+    )
     sizes = evaluate.add_argument_group(
         "work sizes (defaults from trainer.evaluate.EvaluationSizes: the numbers in the model cards)"
     )
@@ -379,6 +385,7 @@ def _run_evaluate(options: argparse.Namespace) -> int:
         options.data,
         options.classifier,
         update_manifest=not options.no_manifest,
+        quality_bar=options.quality_bar,
         split=options.split,
         sizes=sizes,
     )

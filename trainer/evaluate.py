@@ -67,6 +67,7 @@ from trainer.measures import (
     success_over_blur_points,
     two_sample_accuracy,
 )
+from trainer.quality import missed_targets
 from trainer.runs import run_config, save_grid
 from trainer.stages import load_trained
 
@@ -117,6 +118,7 @@ def evaluate_model(
     *,
     limit: int = 500,
     update_manifest: bool = True,
+    quality_bar: bool = False,
     batch_size: int = 32,
     split: str = "heldout",
     sizes: EvaluationSizes | None = None,
@@ -222,7 +224,14 @@ def evaluate_model(
     }
     (model_dir / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     if update_manifest:
-        updated = ModelManifest(**{**manifest.__dict__, "metrics": {**manifest.metrics, **metrics}})
+        fields: dict[str, Any] = {"metrics": {**manifest.metrics, **metrics}}
+        if quality_bar:  # the verdict: an edit that misses any target is shipped experimental
+            missed = missed_targets(metrics)
+            fields["metrics"]["quality_bar_missed"] = missed
+            fields["experimental"] = bool(missed)
+            report["quality_bar_missed"] = missed
+            (model_dir / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+        updated = ModelManifest(**{**manifest.__dict__, **fields})
         updated.save(model_dir)
     return report
 

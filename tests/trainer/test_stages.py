@@ -16,6 +16,7 @@ from PIL import Image
 from diat_studio.core.inference import Device, load_attribute_model
 from diat_studio.core.registry import ModelRegistry
 from trainer.cli import EXIT_OK, main
+from trainer.quality import QUALITY_BAR
 from trainer.runs import CHECKPOINT, JsonlLog, network_state
 from trainer.stages import STAGES, load_trained
 
@@ -294,6 +295,13 @@ def test_global_export_and_evaluate(chain: dict[str, Path], tmp_path: Path, data
         == (report["identity_kept_rate"])
     )
     assert (local / "evaluation.png").is_file()
+    assert not ModelRegistry([local.parent]).get("remove-glasses").experimental
+    # --quality-bar: a 3-step model misses the bar, so it is shipped experimental, with what it missed
+    assert main([*evaluate, *SMALL_EVALUATION, "--quality-bar"]) == 0
+    entry = ModelRegistry([local.parent]).get("remove-glasses")
+    missed = json.loads((local / "evaluation.json").read_text())["quality_bar_missed"]
+    assert entry.experimental and missed and entry.manifest.metrics["quality_bar_missed"] == missed
+    assert set(missed) <= {target.key for target in QUALITY_BAR}
 
 
 def test_dev_split_is_never_trained_on_and_evaluated_apart(
