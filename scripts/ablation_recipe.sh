@@ -20,7 +20,7 @@ for A in Male Mouth_Slightly_Open; do
   done_run "$(run_named "classify-guide-$A")" || "$T" train --stage classify --data "$DATA" --attribute "$A" \
     --direction add --name "guide-$A" --discriminator-width 16 --batch-size 32 --steps 1000 --threads 1 \
     --runs-dir "$RUNS" --checkpoint-every 500 --sample-every 500 -q
-  [[ -n "$(run_named "evaluator-$A-classifier")" ]] || \
+  done_run "$(run_named "evaluator-$A-classifier")" || \
     "$T" classifier --data "$DATA" --attribute "$A" --steps 1000 --classifier-width 16 --runs-dir "$RUNS" -q
 done
 
@@ -39,8 +39,8 @@ ROWS=(
 )
 for row in "${ROWS[@]}"; do
   IFS='|' read -r name edit extra <<<"$row"
-  if [[ $edit == male-to-female ]]; then
-    attr=(--attribute Male --direction remove); A=Male
+  if [[ $edit == male-to-female ]]; then  # the bundled global edits' weights (scripts/train_bundled.sh)
+    attr=(--attribute Male --direction remove --edit-weight 0.5 --colour-weight 3); A=Male
   else
     attr=(--attribute Mouth_Slightly_Open --direction add --region mouth); A=Mouth_Slightly_Open
   fi
