@@ -90,6 +90,8 @@ def main() -> None:
             g_run = prior_run(root, TrainConfig(stage="perceptual", **base))
             f_run = prior_run(root, TrainConfig(stage="denoise", reconstruction=g_run, **base))
             t_run = prior_run(root, TrainConfig(stage="diat", **base))
+            c_run = prior_run(root, TrainConfig(stage="classify", **base))
+            recipe = {"attribute_classifier": c_run, "gan_loss": "hinge"}
             stages = [
                 ("reconstruct", {}),
                 ("perceptual", {}),
@@ -100,11 +102,16 @@ def main() -> None:
                 ("enhance-local", {"transform_run": t_run}),
                 ("enhance-global", {}),
                 ("evaluator", {}),
+                ("edit", {**recipe, "region": None, "label": "edit, global, bf16"}),
+                ("edit", {**recipe, "region": None, "amp": False, "label": "edit, global, fp32"}),
+                ("edit", {**recipe, "label": "edit, local + region D, bf16"}),
             ]
             for stage, extra in stages:
+                label = extra.pop("label", None) or (
+                    f"{stage} ({extra['variant']})" if "variant" in extra else stage
+                )
                 config = TrainConfig(stage=stage, **{**base, **extra})
                 seconds = seconds_per_step(config, dataset, options.steps)
-                label = f"{stage} ({extra['variant']})" if "variant" in extra else stage
                 print(f"| {label} | {width} | {seconds:.2f} | {options.batch / seconds:.1f} |", flush=True)
 
         print("\n| T width | parameters | ONNX size | batch | torch ms | ONNX Runtime ms |")
