@@ -14,25 +14,33 @@ from diat_studio.core.registry import ModelRegistry
 def main() -> None:
     folder = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("resources/models")
     print(
-        "| edit | kind | variant | T steps | attribute success (before) | identity kept "
-        "| PSNR outside mask | ONNX MB | card |"
+        "| edit | kind | T steps | success (blur control) | identity kept (mean distance) "
+        "| two-sample accuracy | ΔE in the mask | already-target ΔE | verdict | card |"
     )
-    print("|---|---|---|---:|---:|---:|---:|---:|---|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|---|")
     for entry in ModelRegistry([folder]).available():
         manifest = entry.manifest
         assert manifest is not None
-        metrics, training = manifest.metrics, manifest.training
-        size = entry.onnx_bytes() / 1e6
+        m, training = manifest.metrics, manifest.training
         kind = f"local ({manifest.region.value})" if manifest.kind == "local" else "global"
-        psnr = metrics.get("psnr_outside_mask_db")
+        missed = m.get("quality_bar_missed")
+        verdict = "—" if missed is None else "passes" if not missed else f"experimental ({len(missed)})"
         print(
-            f"| {manifest.label} | {kind} | {training.get('variant', '?').upper()} "
-            f"| {training.get('transform', {}).get('steps', '?')} "
-            f"| {100 * metrics['attribute_success_rate']:.1f}% "
-            f"({100 * metrics['attribute_rate_before_edit']:.1f}%) "
-            f"| {100 * metrics['identity_kept_rate']:.1f}% | {f'{psnr:.1f} dB' if psnr else '—'} "
-            f"| {size:.2f} | [docs/models/{manifest.name}.md](docs/models/{manifest.name}.md) |"
+            f"| {manifest.display_name} | {kind} | {training.get('transform', {}).get('steps', '?')} "
+            f"| {_pct(m, 'attribute_success_rate')} ({_pct(m, 'blur_control_success_rate')}) "
+            f"| {_pct(m, 'identity_kept_rate')} ({_num(m, 'identity_mean_distance', '.2f')}) "
+            f"| {_pct(m, 'two_sample_accuracy')} | {_num(m, 'mean_delta_e_face', '.1f')} "
+            f"| {_num(m, 'already_target_delta_e', '.1f')} | {verdict} "
+            f"| [docs/models/{manifest.name}.md](docs/models/{manifest.name}.md) |"
         )
+
+
+def _pct(metrics: dict, key: str) -> str:
+    return f"{100 * metrics[key]:.1f}%" if key in metrics else "—"
+
+
+def _num(metrics: dict, key: str, form: str) -> str:
+    return format(metrics[key], form) if key in metrics else "—"
 
 
 if __name__ == "__main__":
