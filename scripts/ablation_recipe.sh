@@ -3,10 +3,10 @@
 # the 64 px copy of the data (`downscale`), leaves out one component, and is measured on the developers'
 # split (5%) with the independent evaluator. Resumable: finished rows are skipped.
 #
-#   scripts/ablation_recipe.sh [STEPS]     (default 300)
+#   scripts/ablation_recipe.sh [STEPS]     (default 200)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STEPS=${1:-300}
+STEPS=${1:-200}
 RUNS=${RUNS:-runs/ablation}
 DATA=${DATA:-data/wild64}
 OUT=${OUT:-runs/ablation-models}

@@ -59,7 +59,7 @@ case "${1:-}" in
     done
     for A in Eyeglasses Mouth_Slightly_Open Male Young; do
       finished "$(run_named "evaluator-$A-classifier")" || \
-        "$T" classifier --data "$DATA" --attribute "$A" --steps 1500 --classifier-width 16 --runs-dir "$RUNS" -q
+        OMP_NUM_THREADS=1 "$T" classifier --data "$DATA" --attribute "$A" --steps 600 --classifier-width 16 --runs-dir "$RUNS" -q
     done
     ;;
   edit)
