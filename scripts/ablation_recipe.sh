@@ -32,7 +32,6 @@ ROWS=(
   "no-r1|male-to-female|--r1-weight 0"
   "no-ema|male-to-female|--ema-decay 0"
   "no-classifier|male-to-female|--attribute-weight 0"
-  "no-colour|male-to-female|--colour-weight 0"
   "fp32|male-to-female|--no-amp"
   "full|open-mouth|"
   "no-region-d|open-mouth|--region-adversarial-weight 0"
