@@ -6,6 +6,7 @@
 #   scripts/train_bundled.sh prepare            # data/wild from ../shared/data/celeba-wild (≈ 6 CPU minutes)
 #   scripts/train_bundled.sh classifiers        # guide classifiers (for T) and evaluators (for the numbers)
 #   scripts/train_bundled.sh edit NAME [STEPS]  # one edit's transform (NAME: see EDITS below)
+#   scripts/train_bundled.sh resume NAME STEPS [OPTIONS]  # continue it to STEPS with changed options
 #   scripts/train_bundled.sh export NAME        # export + evaluate into resources/models/NAME
 #
 # Each edit run uses one thread (`--threads 1`): on the 2-core development machine the five edits were
@@ -79,6 +80,10 @@ case "${1:-}" in
       --dev-fraction 0.05 --transform-width 16 --discriminator-width 32 --batch-size 8 --lr 2e-4 \
       --gan-loss hinge --identity-weight 1 --embedding-weight 1 --ema-decay 0.995 \
       --checkpoint-every 100 --sample-every 250 --log-every 10 --threads 1
+    ;;
+  resume)
+    name=$2; steps=$3; shift 3
+    "$T" train --resume "$(run_named "edit-$name")" --steps "$steps" "$@" -q
     ;;
   export)
     name=$2
