@@ -4,6 +4,7 @@
 # split (5%) with the independent evaluator. Resumable: finished rows are skipped.
 #
 #   scripts/ablation_recipe.sh [STEPS]     (default 200)
+#   ROWS_MATCHING='full|no-r1' scripts/ablation_recipe.sh   # only the matching rows
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${1:-200}
@@ -38,6 +39,8 @@ ROWS=(
 )
 for row in "${ROWS[@]}"; do
   IFS='|' read -r name edit extra <<<"$row"
+  # ROWS_MATCHING (an extended regex on EDIT-ROW) splits the rows between processes run side by side
+  [[ -z "${ROWS_MATCHING:-}" || "$edit-$name" =~ $ROWS_MATCHING ]] || continue
   if [[ $edit == male-to-female ]]; then  # the bundled global edits' weights (scripts/train_bundled.sh)
     attr=(--attribute Male --direction remove --edit-weight 0.5 --colour-weight 3); A=Male
   else

@@ -80,8 +80,8 @@ def export_model(
     out.mkdir(parents=True, exist_ok=True)
 
     if stage == "edit":  # the residual editor; its weight average when the run kept one
-        kind = "plain_editor" if config.get("editor") == "plain" else "editor"
-        transform = load_trained(transform_run, "editor_ema", "transform_width", "editor", kind=kind)
+        editor = "plain_editor" if config.get("editor") == "plain" else "editor"
+        transform = load_trained(transform_run, "editor_ema", "transform_width", "editor", kind=editor)
     else:
         transform = load_trained(transform_run, "transform", "transform_width")
     dummy = torch.zeros(1, 3, size, size)
