@@ -56,6 +56,7 @@ for row in "${ROWS[@]}"; do
         --attribute-classifier "$(run_named "classify-guide-$A")" --dev-fraction 0.05 \
         --transform-width 16 --discriminator-width 32 --batch-size 8 --lr 2e-4 --gan-loss hinge \
         --identity-weight 1 --embedding-weight 1 --ema-decay 0.995 --steps "$STEPS" \
+        --augment colour,translation,cutout \
         --checkpoint-every 100 --sample-every "$STEPS" --log-every 10 --threads 1 $extra -q
     fi
     run=$(run_named "edit-$edit-$name")

@@ -79,6 +79,7 @@ case "${1:-}" in
       --attribute-classifier "$(run_named "classify-guide-$attribute")" \
       --dev-fraction 0.05 --transform-width 16 --discriminator-width 32 --batch-size 8 --lr 2e-4 \
       --gan-loss hinge --identity-weight 1 --embedding-weight 1 --ema-decay 0.995 \
+      --augment colour,translation,cutout \
       --checkpoint-every 100 --sample-every 250 --log-every 10 --threads 1
     ;;
   resume)

@@ -76,8 +76,9 @@ class TrainConfig:
     r1_weight: float = 1.0
     r1_every: int = 16
     """Lazy R1: the penalty is computed every N steps and scaled by N."""
-    augment: str = "colour,translation,cutout"
-    """DiffAugment policies for D, comma-separated; empty = none."""
+    augment: str = ""
+    """DiffAugment policies (colour, translation, cutout) for D's inputs and the guide classifier's,
+    comma-separated; empty = none. Off by default: at 200 steps it did not help (docs/ABLATION.md)."""
     region_adversarial_weight: float = 1.0
     """Local edits: a second D judges the region (mouth, eye band) at the crop's resolution."""
     attribute_classifier: str | None = None

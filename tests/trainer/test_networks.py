@@ -25,7 +25,7 @@ def test_every_registered_network_builds_and_runs() -> None:
         assert isinstance(net, kind)
         if name == "local_enhancer":
             out = net(x, x, mask)
-        elif name == "discriminator":
+        elif name in ("discriminator", "sn_discriminator"):
             logits, features = net(x)
             assert logits.shape == (2,) and len(features) == 5
             continue

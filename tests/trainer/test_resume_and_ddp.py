@@ -54,6 +54,7 @@ def test_edit_stage_resumes_exactly(tmp_path: Path, dataset_dir: Path) -> None:
     common = [
         "train", "--stage", "edit", "--data", str(dataset_dir), "--attribute", "Eyeglasses",
         "--direction", "remove", "--region", "eyes", "--pair-weight", "1", "--r1-every", "2",
+        "--augment", "colour,translation,cutout",
         "--discriminator-width", "4", *TINY, "--checkpoint-every", "2",
     ]  # fmt: skip
     assert main([*common, "--runs-dir", str(straight), "--steps", "4"]) == EXIT_OK

@@ -121,6 +121,8 @@ def chain(tmp_path_factory: pytest.TempPathFactory, dataset_dir: Path) -> dict[s
         str(out["classify"]),
         "--pair-weight",
         "1",
+        "--augment",
+        "colour,translation,cutout",
     )
     assert (
         main(
