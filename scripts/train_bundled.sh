@@ -9,6 +9,10 @@
 #   scripts/train_bundled.sh resume NAME STEPS [OPTIONS]  # continue it to STEPS with changed options
 #   scripts/train_bundled.sh export NAME        # export + evaluate into resources/models/NAME
 #
+# Bundled from this script: remove-eyeglasses, open-mouth, male-to-female, old-to-young. The bundled
+# close-mouth is the earlier DIAT-A model (docs/TRAINING.md section 4): `export close-mouth` would replace it
+# with the weaker recipe model.
+#
 # Each edit run uses one thread (`--threads 1`): on the 2-core development machine the five edits were
 # trained side by side. Environment: RUNS (default runs), DATA (default data/wild), T (the trainer).
 set -euo pipefail
