@@ -6,8 +6,9 @@ off in the config for the ablation (docs/ABLATION.md):
   region's soft mask); starts at the identity; `edit_weight` penalises |Δ| and its total variation;
   `colour_weight` penalises low-frequency chroma in Δ (trainer.losses.colour_drift);
 - D with spectral normalisation and the hinge loss (trainer.networks.SpectralDiscriminator), a lazy R1
-  penalty every `r1_every` steps, DiffAugment (trainer.augment) on real and edited faces alike, and for
-  local edits a second D on the region (mouth or eye band) cut out at the crop's native resolution;
+  penalty every `r1_every` steps, DiffAugment (trainer.augment, off by default) on real and edited faces
+  alike, and for local edits a second D on the region (mouth or eye band) cut out at the crop's native
+  resolution;
 - an exponential moving average of T (trainer.ema) — the network that is sampled and exported;
 - an attribute loss from a frozen classifier of our own (a `classify` run: D's architecture, trained on
   labels), so that T is pulled towards the attribute from the first step — never the evaluator;
@@ -207,9 +208,10 @@ class EditStage(Stage):
                 + config.colour_weight * colour_drift(delta)
             )
             if self.classifier is not None:
-                # through the same random augmentation as D's inputs: a frozen classifier is fooled by
-                # a faint pixel pattern (an adversarial example) within a few dozen steps; a pattern
-                # that must survive random shifts, colour changes and cutouts has to be the attribute.
+                # with DiffAugment on, through the same random augmentation as D's inputs: a frozen
+                # classifier is fooled by a faint pixel pattern (an adversarial example) within a few dozen
+                # steps. The ablation found the colour jitter here breeds saturated colour patterns
+                # instead (docs/ABLATION.md), so DiffAugment is off by default.
                 logits, _ = self.classifier(self.augment(out) if self.augment is not None else out)
                 wanted = torch.full_like(logits.float(), float(config.target_value))
                 attribute = F.binary_cross_entropy_with_logits(logits.float(), wanted)
