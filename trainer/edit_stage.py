@@ -40,7 +40,7 @@ from trainer.losses import (
     r1_penalty,
 )
 from trainer.networks import PlainEditor, ResidualEditor, SpectralDiscriminator
-from trainer.stage_base import Stage, _attribute_rows, load_trained
+from trainer.stage_base import Stage, attribute_rows, load_trained
 
 #: Region patches judged by the region D: (landmark indices, box width and height in eye distances,
 #: patch height and width in pixels at a 128 px crop — about the crop's own resolution there).
@@ -114,13 +114,13 @@ class EditStage(Stage):
         )
         self.gan_d, self.gan_g = gan_losses(config.gan_loss)
         target = config.target_value
-        self.source = self.sampler("source", _attribute_rows(self, 1 - target), region=self.region)
-        self.target = self.sampler("target", _attribute_rows(self, target), region=self.region)
+        self.source = self.sampler("source", attribute_rows(self, 1 - target), region=self.region)
+        self.target = self.sampler("target", attribute_rows(self, target), region=self.region)
         self.pairs = None
         if config.pair_weight > 0:
             if config.attribute != "Eyeglasses" or target != 0:
                 raise ValueError("--pair-weight (synthetic glasses pairs) is for removing Eyeglasses only")
-            self.pairs = self.sampler("pairs", _attribute_rows(self, 0), region=self.region)
+            self.pairs = self.sampler("pairs", attribute_rows(self, 0), region=self.region)
             self.pair_rng = np.random.default_rng(config.seed + 31 * self.dist.rank)
         self.fixed = self.fixed_rows(config.attribute, 1 - target)
 
@@ -248,10 +248,10 @@ class EditStage(Stage):
     def _pair_loss(self) -> torch.Tensor:
         """Glasses drawn onto glasses-free faces: T must give back the clean face (L1 in the edit region)."""
         assert self.pairs is not None
-        rows = self.pairs.rng.choice(self.pairs.rows, self.config.batch_size)
-        batch = self.to_device(self.pairs.load(np.sort(rows)))
-        clean = np.asarray(self.dataset.crops[np.sort(rows)])
-        drawn, _ = add_glasses_batch(clean, self.dataset.landmarks[np.sort(rows)], self.pair_rng)
+        rows = np.sort(self.pairs.rng.choice(self.pairs.rows, self.config.batch_size))
+        batch = self.to_device(self.pairs.load(rows))  # the clean faces (targets) and their masks
+        clean = np.asarray(self.dataset.crops[rows])
+        drawn, _ = add_glasses_batch(clean, self.dataset.landmarks[rows], self.pair_rng)
         drawn_t = to_tensor(drawn).to(self.device)
         out, _ = self.edit(self.T, drawn_t, batch.get("mask"))
         weight = batch["mask"] if "mask" in batch else torch.ones_like(out[:, :1])

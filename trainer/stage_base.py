@@ -176,7 +176,7 @@ def load_trained(
     return module
 
 
-def _attribute_rows(stage: Stage, value: int) -> np.ndarray:
+def attribute_rows(stage: Stage, value: int) -> np.ndarray:
     if not stage.config.attribute:
         raise ValueError(f"stage '{stage.config.stage}' needs --attribute")
     return stage.dataset.indices("train", stage.config.attribute, value)

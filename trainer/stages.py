@@ -30,7 +30,7 @@ from trainer.identity import SAME_PERSON_DISTANCE
 from trainer.losses import feature_distance, gan_losses, gaussian_blur, masked_mse, total_variation
 from trainer.networks import build_network
 from trainer.runs import run_config
-from trainer.stage_base import Distributed, Stage, _attribute_rows, load_trained
+from trainer.stage_base import Distributed, Stage, attribute_rows, load_trained
 
 __all__ = ["STAGES", "Distributed", "Stage", "load_trained"]
 
@@ -173,8 +173,8 @@ class ClassifyStage(Stage):
         network = build_network(self.network_name, width=getattr(self.config, self.width_field))
         self.model = self.add_network(self.network_name, network, self.config.lr)
         half = max(self.config.batch_size // 2, 1)
-        self.positives = self.sampler("positives", _attribute_rows(self, 1), batch_size=half)
-        self.negatives = self.sampler("negatives", _attribute_rows(self, 0), batch_size=half)
+        self.positives = self.sampler("positives", attribute_rows(self, 1), batch_size=half)
+        self.negatives = self.sampler("negatives", attribute_rows(self, 0), batch_size=half)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         output = self.model(x)
@@ -258,8 +258,8 @@ class DiatStage(Stage):
             else None
         )
         self.sign = 1.0 if config.target_value == 1 else -1.0
-        self.source = self.sampler("source", _attribute_rows(self, 1 - config.target_value))
-        self.target = self.sampler("target", _attribute_rows(self, config.target_value))
+        self.source = self.sampler("source", attribute_rows(self, 1 - config.target_value))
+        self.target = self.sampler("target", attribute_rows(self, config.target_value))
         self.gan_d, self.gan_g = gan_losses(config.gan_loss)
         self.fixed = self.fixed_rows(config.attribute, 1 - config.target_value)
 
