@@ -5,6 +5,9 @@
     diat-studio-train classifier --data DATA --attribute NAME     (the independent evaluator)
     diat-studio-train export RUN --out DIR [--enhancer RUN]
     diat-studio-train evaluate MODEL_DIR --data DATA --classifier RUN [--split dev] [work sizes]
+    diat-studio-train pack DATA OUT                     (a lent GPU: what travels, ≤ 64 MiB)
+    diat-studio-train fleet PACK --minutes M --out DIR  (every edit at once on one GPU)
+    diat-studio-train fleet-import RESULTS --data DATA [--ship]
 
 Every `train` builds a typed TrainConfig, writes it as JSON into a new numbered run folder
 (runs/00001-<stage>-<name>) and runs the training loop; Ctrl-C checkpoints and stops, `--resume RUN`
@@ -163,6 +166,10 @@ def _parser() -> argparse.ArgumentParser:
     sizes.add_argument("--grid-faces", type=int, help="faces drawn at random for the two grids (default 16)")
     sizes.add_argument("--seed", type=int, help="seed of every random draw (default 0)")
     evaluate.set_defaults(handler=_run_evaluate)
+
+    from trainer.fleet_cli import add_commands
+
+    add_commands(commands)
     return parser
 
 

@@ -95,6 +95,8 @@ class TrainConfig:
     """The `perceptual` run (g) that the `denoise` stage trains f on."""
     transform_run: str | None = None
     """The `diat` run whose T feeds the local enhancer."""
+    identity_weights: str | None = None
+    """The identity network in a file written by `pack` (read without dlib); default: dlib's model file."""
 
     # bookkeeping
     log_every: int = 10

@@ -48,11 +48,9 @@ from PIL import Image
 
 from diat_studio.core.colour import to_grey_like
 from diat_studio.core.errors import DiatError, ModelError
-from diat_studio.core.faces import FaceDetector
-from diat_studio.core.image_io import load_photo
 from diat_studio.core.inference import AttributeModel, Device, load_attribute_model
 from diat_studio.core.manifest import ModelManifest
-from diat_studio.core.pipeline import DEFAULT_FEATHER, edit_crops, edit_photo, enhance_crops
+from diat_studio.core.pipeline import DEFAULT_FEATHER, edit_crops, enhance_crops
 from diat_studio.core.regions import RegionKind
 from diat_studio.core.registry import ModelRegistry
 from trainer.data import PreparedDataset, region_masks, to_tensor
@@ -122,8 +120,13 @@ def evaluate_model(
     batch_size: int = 32,
     split: str = "heldout",
     sizes: EvaluationSizes | None = None,
+    identity_weights: Path | None = None,
+    photos: bool = True,
 ) -> dict[str, Any]:
-    """Measure an exported model; `sizes` (if given) overrides `limit` and `batch_size`."""
+    """Measure an exported model; `sizes` (if given) overrides `limit` and `batch_size`.
+
+    `identity_weights` (a file from `pack`) and `photos=False` (no photo grid: it needs dlib and the
+    source photos) let it run where dlib is not installed, as `fleet` does on a lent GPU machine."""
     if split not in ("heldout", "dev"):
         raise ValueError(f"unknown split {split!r}: use heldout or dev")
     sizes = sizes or EvaluationSizes(limit=limit, batch_size=batch_size)
@@ -146,7 +149,7 @@ def evaluate_model(
             f"the model edits {manifest.attribute!r}"
         )
     classifier = load_trained(classifier_run, "classifier", "classifier_width").eval()
-    identity = FaceIdentity(dataset.template)
+    identity = FaceIdentity(dataset.template, weights=identity_weights)
     target = 1 if manifest.direction == "add" else 0
     rows = dataset.indices(split, manifest.attribute, 1 - target)[: sizes.limit]
     if len(rows) == 0:
@@ -207,11 +210,12 @@ def evaluate_model(
     stem = "evaluation" if split == "heldout" else f"evaluation-{split}"
     order = random_rows(rows, sizes.seed)
     grids = judge.crop_grid(order[: sizes.grid_faces], model_dir / f"{stem}.png")
-    grids.update(
-        _photo_grid(
-            model, dataset, order, sizes.grid_faces, dict(zip(rows.tolist(), main.edited, strict=True))
-        ).save(model_dir / f"{stem}-photos.png")
-    )
+    if photos:
+        grids.update(
+            _photo_grid(
+                model, dataset, order, sizes.grid_faces, dict(zip(rows.tolist(), main.edited, strict=True))
+            ).save(model_dir / f"{stem}-photos.png")
+        )
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     report = {
         "model": manifest.name,
@@ -342,6 +346,10 @@ def _photo_grid(
     edited: dict[int, np.ndarray],
 ) -> _PhotoGrid:
     """Walk the drawn rows until `count` photos are edited by the app's `edit_photo` (every face found)."""
+    from diat_studio.core.faces import FaceDetector  # dlib: imported only where photos are edited
+    from diat_studio.core.image_io import load_photo
+    from diat_studio.core.pipeline import edit_photo
+
     grid = _PhotoGrid()
     if count <= 0:
         return grid

@@ -5,11 +5,17 @@ differentiable resampling (both are similarity-aligned to a mean face, so the ma
 constant), then runs the dlib ResNet port. It gives deep stage features for the loss (the paper used
 VGG-Face conv4/conv5; we use the ResNet's level2 (128 ch, 8×8) and level1 (256 ch, 4×4) stages) and the
 128-D descriptor used for "same person" checks (distance < 0.6).
+
+Where dlib is not installed (a lent GPU machine), `save_identity_weights` writes the ResNet's weights and
+the crop → chip map into one torch file beforehand (`diat-studio-train pack`), and `FaceIdentity(template,
+weights=...)` reads them back without dlib.
 """
 
 from __future__ import annotations
 
-import dlib
+import json
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -28,6 +34,8 @@ def crop_to_chip_matrix(template: CanonicalTemplate, chip_size: int = CHIP_SIZE)
     Found by letting dlib cut its chip out of two coordinate-ramp images laid on the canonical face and
     fitting an affine map to the sampled coordinates (least squares over every chip pixel).
     """
+    import dlib  # only here: the trainer's training path runs where dlib is not installed
+
     probe = 256
     points = template.with_size(probe).points()
     box = dlib.rectangle(*map(int, (*points.min(0), *points.max(0))))
@@ -45,14 +53,53 @@ def crop_to_chip_matrix(template: CanonicalTemplate, chip_size: int = CHIP_SIZE)
     return matrix
 
 
-class FaceIdentity(nn.Module):
-    """Frozen identity network on crops in [-1, 1]."""
+def save_identity_weights(path: Path, templates: list[CanonicalTemplate]) -> None:
+    """The ResNet's weights (float16: the descriptors move by < 1e-3) and the crop → chip map of each
+    template, in one torch file that `FaceIdentity(weights=path)` reads without dlib."""
+    net = DlibFaceResNet.from_dat()
+    state = {name: tensor.half() for name, tensor in net.state_dict().items()}
+    matrices = {_template_key(t): crop_to_chip_matrix(t).tolist() for t in templates}
+    torch.save({"format": IDENTITY_WEIGHTS_FORMAT, "resnet": state, "chip_matrices": matrices}, path)
 
-    def __init__(self, template: CanonicalTemplate, stages: tuple[str, ...] = DEFAULT_STAGES) -> None:
+
+IDENTITY_WEIGHTS_FORMAT = "diat-identity-1"
+
+
+def _template_key(template: CanonicalTemplate) -> str:
+    return json.dumps(template.to_dict(), sort_keys=True)
+
+
+def _load_identity_weights(path: Path, template: CanonicalTemplate) -> tuple[DlibFaceResNet, np.ndarray]:
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(saved, dict) or saved.get("format") != IDENTITY_WEIGHTS_FORMAT:
+        raise ValueError(f"{path} is not an identity weights file written by `diat-studio-train pack`")
+    matrix = saved["chip_matrices"].get(_template_key(template))
+    if matrix is None:
+        raise ValueError(f"{path} has no crop → chip map for the template {template.to_dict()}")
+    net = DlibFaceResNet()
+    net.load_state_dict({name: tensor.float() for name, tensor in saved["resnet"].items()})
+    net.eval().requires_grad_(False)
+    return net, np.asarray(matrix, np.float64)
+
+
+class FaceIdentity(nn.Module):
+    """Frozen identity network on crops in [-1, 1].
+
+    `weights`: a file written by `save_identity_weights` (no dlib needed); by default dlib's own model
+    file and dlib itself (for the crop → chip map)."""
+
+    def __init__(
+        self,
+        template: CanonicalTemplate,
+        stages: tuple[str, ...] = DEFAULT_STAGES,
+        weights: Path | str | None = None,
+    ) -> None:
         super().__init__()
-        self.net = DlibFaceResNet.from_dat()
+        if weights:
+            self.net, matrix = _load_identity_weights(Path(weights), template)
+        else:
+            self.net, matrix = DlibFaceResNet.from_dat(), crop_to_chip_matrix(template)
         self.stages = stages
-        matrix = crop_to_chip_matrix(template)
         v, u = np.mgrid[0:CHIP_SIZE, 0:CHIP_SIZE].astype(np.float64)
         x = matrix[0, 0] * u + matrix[0, 1] * v + matrix[0, 2]
         y = matrix[1, 0] * u + matrix[1, 1] * v + matrix[1, 2]

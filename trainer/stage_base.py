@@ -90,7 +90,9 @@ class Stage:
     @property
     def identity(self) -> FaceIdentity:
         if self._identity is None:
-            self._identity = FaceIdentity(self.dataset.template).to(self.device)
+            self._identity = FaceIdentity(
+                self.dataset.template, weights=self.config.identity_weights
+            ).to(self.device)
         return self._identity
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:

@@ -15,15 +15,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from diat_studio.core.alignment import AlignedFace, align_face, paste_back
 from diat_studio.core.colour import keep_grey
-from diat_studio.core.faces import Face
 from diat_studio.core.inference import AttributeModel, GlobalEnhancer, LocalEnhancer
 from diat_studio.core.regions import Polygon, RegionKind, inter_ocular_distance, region_polygon
+
+if TYPE_CHECKING:  # dlib: the trainer's evaluation imports this module where dlib is not installed
+    from diat_studio.core.faces import Face
 
 FaceSelection = Literal["all", "largest"]
 

@@ -447,7 +447,6 @@ def test_evaluate_measures_what_the_app_delivers(
     from diat_studio.core.manifest import ModelManifest
     from diat_studio.core.regions import RegionKind
     from tests.onnx_fixtures import model_folder
-    from trainer import evaluate as evaluate_module
     from trainer.data import PreparedDataset
     from trainer.evaluate import EvaluationSizes, evaluate_model
 
@@ -458,12 +457,14 @@ def test_evaluate_measures_what_the_app_delivers(
 
     found: list[int] = []
 
-    class FirstPhotoHasNoFace(evaluate_module.FaceDetector):  # type: ignore[misc,name-defined]
+    import diat_studio.core.faces as faces_module  # evaluate imports it where photos are edited
+
+    class FirstPhotoHasNoFace(faces_module.FaceDetector):
         def detect(self, rgb):  # type: ignore[no-untyped-def]
             found.append(1)
             return [] if len(found) == 1 else super().detect(rgb)
 
-    monkeypatch.setattr(evaluate_module, "FaceDetector", FirstPhotoHasNoFace)
+    monkeypatch.setattr(faces_module, "FaceDetector", FirstPhotoHasNoFace)
     report = evaluate_model(folder, dataset_dir, chain["evaluator"], update_manifest=False, sizes=sizes)
     metrics = report["metrics"]
     check_new_measures(metrics)

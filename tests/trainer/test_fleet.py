@@ -1,0 +1,217 @@
+"""The lent-GPU path on the CPU: `pack` → `fleet --minutes 0.2` (with dlib and Qt made unimportable, as on
+the GPU machine) → `fleet-import`, on the small astronaut dataset with tiny networks."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from diat_studio.core.inference import Device, load_attribute_model
+from diat_studio.core.registry import ModelRegistry
+from trainer.bundled_edits import BUNDLED, edit_specs
+from trainer.config import TrainConfig
+from trainer.data import PreparedDataset, to_tensor
+from trainer.evaluate import EvaluationSizes
+from trainer.fleet import MAX_RESULT_BYTES, MAX_RESULT_FILES, check_results
+from trainer.fleet_import import ImportOptions, import_results
+from trainer.identity import FaceIdentity
+from trainer.pack import PackError, PackOptions, build_pack, unpack_dataset
+from trainer.runs import CONFIG_FILE, new_run_folder
+from trainer.training_loop import training_loop
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+EXTRA_ATTRIBUTES = ("Mouth_Slightly_Open", "Male", "Young")
+
+
+def _labelled_copy(dataset_dir: Path, out: Path) -> Path:
+    """The astronaut dataset with the bundled edits' other attributes added (alternating values, so that
+    every split has faces with and without each)."""
+    shutil.copytree(dataset_dir, out)
+    with open(out / "labels.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for index, row in enumerate(rows):
+        for shift, attribute in enumerate(EXTRA_ATTRIBUTES):
+            row[attribute] = str((index + shift) % 2)
+    with open(out / "labels.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return out
+
+
+def _classifier_run(data: Path, runs: Path, stage: str, attribute: str, name: str) -> Path:
+    config = TrainConfig(
+        stage=stage, data=str(data), attribute=attribute, steps=2, batch_size=4, classifier_width=4,
+        discriminator_width=4, runs_dir=str(runs), device="cpu", sample_every=2, checkpoint_every=2,
+        threads=1, name=name,
+    )  # fmt: skip
+    run = new_run_folder(runs, stage, name)
+    (run / CONFIG_FILE).write_text(config.to_json())
+    assert training_loop(config, run)["status"] == "done"
+    return run
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory: pytest.TempPathFactory, dataset_dir: Path) -> tuple[Path, Path]:
+    """(the labelled dataset, a runs folder with a guide and an evaluator run for every attribute)."""
+    root = tmp_path_factory.mktemp("fleet")
+    data = _labelled_copy(dataset_dir, root / "data")
+    runs = root / "runs"
+    for attribute in ("Eyeglasses", *EXTRA_ATTRIBUTES):
+        _classifier_run(data, runs, "classify", attribute, f"guide-{attribute}")
+        _classifier_run(data, runs, "evaluator", attribute, f"{attribute}-classifier")
+    return data, runs
+
+
+@pytest.fixture(scope="module")
+def pack(labelled: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data, runs = labelled
+    out = tmp_path_factory.mktemp("pack") / "gpu-pack"
+    build_pack(PackOptions(data=data, out=out, runs_dir=runs, heldout_faces=4, check_budget=False))
+    return out
+
+
+def test_pack_holds_every_training_face_and_decodes_back(pack: Path, labelled, tmp_path: Path) -> None:
+    data, _ = labelled
+    source = PreparedDataset.open(data)
+    manifest = json.loads((pack / "pack.json").read_text())
+    assert [e["name"] for e in manifest["edits"]] == list(BUNDLED)
+    assert manifest["faces"]["train"] == int((source.split == "train").sum())
+    assert 0 < manifest["faces"]["heldout"] <= 4
+    assert "WebP" in manifest["traded"]
+    for attribute in ("Eyeglasses", *EXTRA_ATTRIBUTES):
+        for kind in ("guide", "evaluator"):
+            assert (pack / "runs" / f"{kind}-{attribute}" / "checkpoints" / "latest.pt").is_file()
+
+    unpacked = PreparedDataset.open(unpack_dataset(pack, tmp_path / "dataset"))
+    rows = [source.files.index(name) for name in unpacked.files]
+    assert (unpacked.split == source.split[rows]).all()
+    for attribute in ("Eyeglasses", *EXTRA_ATTRIBUTES):
+        assert (unpacked.labels[attribute] == source.labels[attribute][rows]).all()
+    error = np.asarray(unpacked.crops, float) - np.asarray(source.crops[rows], float)
+    assert 10 * np.log10(255**2 / (error**2).mean()) > 32  # lossy, but close
+    assert np.abs(unpacked.landmarks - source.landmarks[rows]).max() < 0.05
+    # the developers' split is the same faces (it is drawn from the training faces, all of which travel)
+    dev = lambda d: sorted(d.files[i] for i in d.with_dev_split(0.25).indices("dev"))  # noqa: E731
+    assert dev(unpacked) == dev(source)
+
+
+def test_pack_identity_weights_match_dlib(pack: Path, labelled) -> None:
+    data, _ = labelled
+    dataset = PreparedDataset.open(data)
+    crops = to_tensor(np.array(dataset.crops[:4]))
+    from_pack = FaceIdentity(dataset.template, weights=pack / "identity.pt").descriptors(crops)
+    from_dlib = FaceIdentity(dataset.template).descriptors(crops)
+    assert torch.allclose(from_pack, from_dlib, atol=5e-3)
+
+
+def test_pack_refuses_bad_requests(labelled, tmp_path: Path) -> None:
+    data, runs = labelled
+    with pytest.raises(ValueError, match="unknown edit 'add-beard'"):
+        build_pack(PackOptions(data=data, out=tmp_path / "p", runs_dir=runs, edits=("add-beard",)))
+    with pytest.raises(PackError, match="no finished"):
+        build_pack(PackOptions(data=data, out=tmp_path / "p", runs_dir=tmp_path / "no-runs"))
+    (tmp_path / "exists").mkdir()
+    with pytest.raises(PackError, match="--force"):
+        build_pack(PackOptions(data=data, out=tmp_path / "exists", runs_dir=runs, check_budget=False))
+
+
+@pytest.fixture(scope="module")
+def fleet_results(
+    pack: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, subprocess.CompletedProcess]:
+    """`fleet --minutes 0.2` on the CPU, in a process where dlib, Qt and dlib's models cannot be imported."""
+    root = tmp_path_factory.mktemp("fleet-run")
+    blocked = root / "blocked"
+    for module in ("dlib", "PySide6", "face_recognition_models"):
+        (blocked / module).mkdir(parents=True)
+        (blocked / module / "__init__.py").write_text(
+            f"raise ImportError('{module} is not on the GPU machine')\n"
+        )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(blocked), str(REPOSITORY)]),
+        "OMP_NUM_THREADS": "1",
+    }
+    command = [
+        sys.executable, "-m", "trainer.cli", "fleet", str(pack), "--minutes", "0.2",
+        "--out", str(root / "out"), "--work", str(root / "work"), "--device", "cpu",
+        "--batch-size", "2", "--transform-width", "4", "--discriminator-width", "4",
+        "--evaluate-faces", "4", "--two-sample-steps", "2",
+        "--set", "checkpoint_every=5",
+    ]  # fmt: skip
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=REPOSITORY)
+    return root / "out", result
+
+
+def test_fleet_trains_every_edit_without_dlib_and_fits_the_return_limits(
+    fleet_results, tmp_path: Path
+) -> None:
+    out, result = fleet_results
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    files = sorted(p for p in out.rglob("*") if p.is_file())
+    assert len(files) <= MAX_RESULT_FILES and all(p.stat().st_size <= MAX_RESULT_BYTES for p in files)
+    assert check_results(out) == []
+    summary = json.loads((out / "fleet.json").read_text())
+    assert set(summary["edits"]) == set(BUNDLED)
+    for name, entry in summary["edits"].items():
+        assert entry["status"] == "done", entry
+        assert entry["steps"] >= 1 and entry["images_per_second"] > 0
+        assert "attribute_success_rate" in entry["metrics"]
+        with tarfile.open(out / entry["file"]) as archive:
+            archive.extractall(tmp_path / "unpacked", filter="data")
+        model = tmp_path / "unpacked" / name / "model"
+        assert (model / "evaluation.png").is_file()
+        assert (tmp_path / "unpacked" / name / "run" / "checkpoints" / "latest.pt").is_file()
+        shutil.copytree(model, tmp_path / "models" / name)
+    registry = ModelRegistry([tmp_path / "models"])
+    assert sorted(e.name for e in registry.available()) == sorted(BUNDLED)
+    for entry in registry.available():
+        spec = next(s for s in edit_specs() if s.name == entry.name)
+        assert entry.manifest.kind == ("local" if spec.region else "global")
+        size = entry.manifest.crop_size
+        crops = np.full((2, size, size, 3), 128, np.uint8)
+        assert load_attribute_model(entry, Device.CPU).transform(crops).shape == crops.shape
+
+
+def test_fleet_import_measures_compares_and_ships(fleet_results, labelled, tmp_path: Path) -> None:
+    out, result = fleet_results
+    assert result.returncode == 0
+    data, runs = labelled
+    models = tmp_path / "models"
+    chosen = ("remove-eyeglasses", "male-to-female")  # a local and a global edit
+    options = ImportOptions(
+        results=out,
+        data=data,
+        runs_dir=runs,
+        models=models,
+        work=tmp_path / "work",
+        edits=chosen,
+        sizes=EvaluationSizes(two_sample_steps=5, grid_faces=2, grey_faces=2, already_target=4),
+    )
+    rows = import_results(ImportOptions(**{**options.__dict__, "ship": True}), say=lambda _text: None)
+    assert [r["edit"] for r in rows] == sorted(chosen)
+    assert all(r["decision"] == "shipped" for r in rows)  # nothing was there: every candidate is better
+    for name in chosen:
+        manifest = json.loads((models / name / "manifest.json").read_text())
+        assert "quality_bar_missed" in manifest["metrics"]  # measured here, on every held-out face
+        assert manifest["metrics"]["heldout_faces"] >= 1
+        assert (models / name / "evaluation.png").is_file()
+    assert sorted(e.name for e in ModelRegistry([models]).available()) == sorted(chosen)
+    printed: list[str] = []
+    again = ImportOptions(**{**options.__dict__, "edits": ("remove-eyeglasses",)})
+    rows = import_results(again, say=printed.append)  # the same model, measured the same: not better
+    assert rows[0]["decision"] == "kept the shipped model"
+    assert "| remove-eyeglasses | shipped |" in printed[-1]
+    with pytest.raises(ValueError, match="no edit 'add-beard'"):
+        import_results(ImportOptions(**{**options.__dict__, "edits": ("add-beard",)}))

@@ -1,0 +1,194 @@
+"""`diat-studio-train fleet-import RESULTS --data DATA`: bring a fleet's results home, measure them on every
+held-out face exactly as the shipped models were measured, compare, and (with `ship=True`) replace the
+shipped model of each edit where the fleet's is better.
+
+Better: meets more targets of the quality bar (trainer.quality); at equal count, more points of success
+over the blur control. The comparison reads the shipped model's manifest metrics — measured by the same
+`evaluate --quality-bar` on the same held-out faces with the same evaluator — so a shipped model must
+have been evaluated (all bundled ones are).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainer.fleet import FLEET_FILE, FLEET_FORMAT
+from trainer.quality import QUALITY_BAR, missed_targets
+
+COLUMNS = (
+    ("attribute_success_rate", "success", True),
+    ("blur_control_success_rate", "blur", True),
+    ("identity_mean_distance", "id dist", False),
+    ("two_sample_accuracy", "2-sample", True),
+    ("mean_delta_e_face", "ΔE", False),
+)
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    results: Path
+    data: Path
+    runs_dir: Path = Path("runs")
+    models: Path = Path("resources/models")
+    work: Path = Path("build/fleet-import")
+    ship: bool = False
+    edits: tuple[str, ...] = ()
+    """Only these edits (default: every edit in the results)."""
+    evaluate: bool = True
+    """False: compare the metrics the fleet measured on the GPU (a preview on fewer faces)."""
+    sizes: Any = None
+    """trainer.evaluate.EvaluationSizes (default: the sizes of the shipped models' numbers)."""
+
+
+def import_results(options: ImportOptions, say: Any = print) -> list[dict[str, Any]]:
+    """Unpack, evaluate, compare (and ship); one row per edit."""
+    summary = json.loads((Path(options.results) / FLEET_FILE).read_text())
+    if summary.get("format") != FLEET_FORMAT:
+        raise ValueError(f"{options.results}/{FLEET_FILE} is not a fleet summary")
+    rows = []
+    unknown = [name for name in options.edits if name not in summary["edits"]]
+    if unknown:
+        raise ValueError(
+            f"the results have no edit {unknown[0]!r} (they have: {', '.join(summary['edits'])})"
+        )
+    for name, entry in sorted(summary["edits"].items()):
+        if options.edits and name not in options.edits:
+            continue
+        row: dict[str, Any] = {"edit": name, "fleet": entry}
+        if entry.get("status") != "done" and not entry.get("checkpoint"):
+            row["decision"] = f"failed on the GPU: {(entry.get('error') or '?').strip().splitlines()[-1]}"
+            rows.append(row)
+            continue
+        folder = _unpack(Path(options.results) / entry["file"], Path(options.work), name)
+        candidate = folder / "model"
+        if not (candidate / "manifest.json").is_file():  # trained, but export or evaluation failed there
+            say(f"fleet-import: {name} came back without a model; exporting its checkpoint here")
+            _export_here(folder / "run", candidate, name, Path(options.data))
+        if options.evaluate:
+            say(f"fleet-import: evaluating {name} on every held-out face of {options.data}…")
+            metrics = _evaluate(candidate, name, options)
+        else:
+            metrics = entry.get("metrics", {})
+        current = _current_metrics(Path(options.models) / name)
+        row.update(candidate=metrics, current=current, better=_better(metrics, current))
+        if row["better"] and options.ship:
+            ship(candidate, Path(options.models) / name)
+            row["decision"] = "shipped"
+        else:
+            row["decision"] = "better — ship with --ship" if row["better"] else "kept the shipped model"
+        rows.append(row)
+    say(comparison_table(rows))
+    return rows
+
+
+def _unpack(archive: Path, work: Path, name: str) -> Path:
+    """The edit's folder (model/ and run/) unpacked under `work`, replacing an earlier import."""
+    work.mkdir(parents=True, exist_ok=True)
+    if (work / name).exists():
+        shutil.rmtree(work / name)
+    with tarfile.open(archive) as tar:
+        tar.extractall(work, filter="data")  # no absolute paths, links out or devices
+    return work / name
+
+
+def _export_here(run: Path, out: Path, name: str, data: Path) -> None:
+    from trainer.export import export_model
+    from trainer.runs import CONFIG_FILE
+
+    config = json.loads((run / CONFIG_FILE).read_text())
+    config["data"] = str(data)  # the dataset the pack came from (same template)
+    (run / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    export_model(run, out, name=name, experimental=True)
+
+
+def _evaluate(model_dir: Path, name: str, options: ImportOptions) -> dict[str, Any]:
+    from trainer.evaluate import evaluate_model
+    from trainer.runs import run_config
+
+    # the registry wants the model in a folder of models, named as the model
+    staged = Path(options.work) / "models" / name
+    if staged.exists():
+        shutil.rmtree(staged)
+    shutil.copytree(model_dir, staged)
+    attribute = json.loads((staged / "manifest.json").read_text())["attribute"]
+    evaluators = sorted(
+        Path(options.runs_dir).glob(f"[0-9][0-9][0-9][0-9][0-9]-evaluator-{attribute}-classifier")
+    )
+    evaluators = [e for e in evaluators if run_config(e).get("stage") == "evaluator"]
+    if not evaluators:
+        raise ValueError(
+            f"no evaluator run for {attribute} in {options.runs_dir} (scripts/train_bundled.sh classifiers)"
+        )
+    report = evaluate_model(staged, Path(options.data), evaluators[-1], quality_bar=True, sizes=options.sizes)
+    for file in staged.iterdir():  # the held-out numbers and grids go with the model
+        shutil.copy2(file, model_dir / file.name)
+    return report["metrics"] | {"quality_bar_missed": report.get("quality_bar_missed", [])}
+
+
+def _current_metrics(model_dir: Path) -> dict[str, Any] | None:
+    path = model_dir / "manifest.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text()).get("metrics") or None
+
+
+def _met(metrics: dict[str, Any]) -> int:
+    return len(QUALITY_BAR) - len(missed_targets(metrics))
+
+
+def _better(candidate: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    if not current:
+        return True
+    key = (_met(candidate), float(candidate.get("success_over_blur_points", -1e9)))
+    return key > (_met(current), float(current.get("success_over_blur_points", -1e9)))
+
+
+def ship(candidate: Path, target: Path) -> None:
+    """Replace `target` by a copy of `candidate`: copied beside it first, then swapped by renames."""
+    incoming = target.with_name(f".{target.name}.incoming")
+    replaced = target.with_name(f".{target.name}.replaced")
+    for leftover in (incoming, replaced):
+        if leftover.exists():
+            shutil.rmtree(leftover)
+    shutil.copytree(candidate, incoming)
+    if target.exists():
+        os.replace(target, replaced)
+    os.replace(incoming, target)
+    if replaced.exists():
+        shutil.rmtree(replaced)
+
+
+def comparison_table(rows: list[dict[str, Any]]) -> str:
+    head = "| edit | model | targets met | " + " | ".join(label for _, label, _ in COLUMNS) + " | decision |"
+    lines = [head, "|---|---|---:|" + "---:|" * len(COLUMNS) + "---|"]
+    for row in rows:
+        for which in ("current", "candidate"):
+            metrics = row.get(which)
+            if metrics is None and which == "candidate":
+                lines.append(
+                    f"| {row['edit']} | fleet | — |" + " — |" * len(COLUMNS) + f" {row['decision']} |"
+                )
+                continue
+            if metrics is None:
+                continue
+            cells = [_cell(metrics.get(key), percent) for key, _, percent in COLUMNS]
+            decision = row["decision"] if which == "candidate" else ""
+            label = "shipped" if which == "current" else f"fleet ({row['fleet'].get('steps', '?')} steps)"
+            lines.append(
+                f"| {row['edit']} | {label} | {_met(metrics)}/{len(QUALITY_BAR)} | "
+                + " | ".join(cells)
+                + f" | {decision} |"
+            )
+    return "\n".join(lines)
+
+
+def _cell(value: Any, percent: bool) -> str:
+    if value is None:
+        return "—"
+    return f"{100 * float(value):.1f}%" if percent else f"{float(value):.3g}"
