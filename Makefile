@@ -4,7 +4,7 @@ VENV   ?= .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench venv clean package smoke-package
+.PHONY: run test lint bench venv clean package smoke-package gpu-pack
 
 # The venv is (re)built only when pyproject.toml changes: `make run` and `make test` stay idempotent.
 $(STAMP): pyproject.toml
@@ -46,6 +46,14 @@ smoke-package: package
 			model_folder(Path('build/smoke-models'), 'fixture-edit')" && \
 		MODELS_DIR=build/smoke-models EDIT=fixture-edit bash packaging/smoke_test.sh dist/diat-studio; \
 	fi
+
+# Everything a lent GPU needs, prepared on this side (docs/TRAINING.md, "Training on a lent GPU"): the
+# held-out-split dataset and the classifiers unless done (CPU minutes to hours), then the pack; it prints what must
+# travel, the exact command and its time limit, where the results land and how to import them.
+gpu-pack: $(STAMP)
+	@test -f data/wild/prepare.json || bash scripts/train_bundled.sh prepare
+	bash scripts/train_bundled.sh classifiers
+	$(VENV)/bin/diat-studio-train pack data/wild build/gpu-pack --force
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
