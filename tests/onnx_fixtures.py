@@ -5,6 +5,8 @@ Used by the tests and by bench/ (never shipped: shipped models come only from th
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -156,3 +158,44 @@ def model_folder(
     )
     manifest.save(folder)
     return folder
+
+
+def non_finite_transform(path: Path, value: float = float("nan")) -> Path:
+    """T(x) = x + (value, 0, 0): a broken model whose red channel is all NaN (or ±Inf), nothing clipped."""
+    bias = numpy_helper.from_array(np.array([value, 0.0, 0.0], np.float32).reshape(1, 3, 1, 1), "bias")
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["input", "bias"], ["output"])],
+        "non_finite_transform",
+        [_image_input("input", 3, None)],
+        [_image_input("output", 3, None)],
+        [bias],
+    )
+    return _save(graph, path)
+
+
+def replace_transform(folder: Path, build: Callable[..., Path], **options: object) -> Path:
+    """Rebuild a model folder's transform.onnx with `build(path, **options)`; the manifest gets its hash."""
+    path = build(folder / "transform.onnx", **options)
+    data = json.loads((folder / "manifest.json").read_text())
+    data["transform"]["sha256"] = sha256_file(path)
+    (folder / "manifest.json").write_text(json.dumps(data))
+    return folder
+
+
+def constant_transform(path: Path, image: np.ndarray) -> Path:
+    """T(x) = x · 0 + the given S×S×3 uint8 image (in [-1, 1]): a model that always returns one face."""
+    value = (np.asarray(image, np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None]
+    constant = numpy_helper.from_array(value.astype(np.float32), "constant")
+    zero = numpy_helper.from_array(np.array(0.0, np.float32), "zero")
+    size = int(image.shape[0])
+    graph = helper.make_graph(
+        [
+            helper.make_node("Mul", ["input", "zero"], ["nothing"]),
+            helper.make_node("Add", ["nothing", "constant"], ["output"]),
+        ],
+        "constant_transform",
+        [_image_input("input", 3, size)],
+        [_image_input("output", 3, size)],
+        [constant, zero],
+    )
+    return _save(graph, path)

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from diat_studio.core.alignment import AlignedFace, align_face, paste_back
+from diat_studio.core.alignment import AlignedFace, align_face
 from diat_studio.core.colour import keep_grey
+from diat_studio.core.compositing import paste_edit
 from diat_studio.core.inference import AttributeModel, GlobalEnhancer, LocalEnhancer
 from diat_studio.core.regions import Polygon, RegionKind, inter_ocular_distance, region_polygon
 
@@ -105,11 +106,14 @@ def edit_photo(
     feather: float = DEFAULT_FEATHER,
     progress: ProgressCallback | None = None,
     is_cancelled: Callable[[], bool] | None = None,
+    detail: bool = True,
 ) -> EditResult:
     """Apply one attribute model to `faces` of an H×W×3 uint8 RGB photo; the input array is not modified.
 
     `polygons[i]`, when given, replaces face i's default mask polygon (image coordinates). `feather` is
-    the soft edge's width as a fraction of the face's inter-ocular distance.
+    the soft edge's width as a fraction of the face's inter-ocular distance. `detail` keeps the photo's
+    own fine detail where the edit did not change the structure (diat_studio.core.compositing); False
+    pastes the enlarged edited crop itself (for comparisons).
     """
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be between 0 and 1, got {strength}")
@@ -161,15 +165,11 @@ def edit_photo(
 
     step("paste", 0.8)
     started = time.perf_counter()
-    height, width = pixels.shape[:2]
-    out = pixels
+    out = pixels.copy()
     if strength > 0:
         for polygon, a, crop, edge in zip(used, aligned, enhanced, feathers, strict=True):
-            mask = polygon.rasterise(height, width, edge)
-            out = paste_back(out, a, crop, mask.scaled(strength) if strength < 1.0 else mask)
+            paste_edit(out, a, crop, polygon, edge, strength=strength, detail=detail)
     timings["paste"] = time.perf_counter() - started
-    if out is pixels:
-        out = pixels.copy()
     step("done", 1.0)
     crops = {"original": list(originals), "transformed": list(transformed), "enhanced": list(enhanced)}
     return EditResult(out, used, timings, crops)
