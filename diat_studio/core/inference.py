@@ -6,10 +6,17 @@ request that cannot be met falls back to the CPU and says so in `ProviderReport.
 
 One small wrapper per network kind (`TransformNetwork`, `LocalEnhancer`, `GlobalEnhancer`) converts
 between uint8 NHWC face crops and the models' NCHW float tensors.
+
+A bad model never runs: a session is created from the bytes of the model file as read (a regular file
+inside the model's folder, below the size cap) after their SHA-256 is checked against the manifest again,
+so a file replaced after the registry's scan is refused. A network whose output holds NaN or ±Inf raises
+a ModelError instead of being painted as black pixels.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from dataclasses import dataclass
 from enum import Enum
@@ -20,7 +27,8 @@ import onnxruntime as ort
 
 from diat_studio.core.errors import ModelError
 from diat_studio.core.manifest import ModelManifest, NetworkSpec
-from diat_studio.core.registry import ModelEntry
+from diat_studio.core.model_files import UnsafeFileError, read_model_file
+from diat_studio.core.registry import MAX_NETWORK_BYTES, ModelEntry
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -54,10 +62,10 @@ def available_providers() -> list[str]:
 
 
 def create_session(
-    path: Path | bytes, device: Device = Device.AUTO
+    path: Path | bytes, device: Device = Device.AUTO, *, name: str | None = None
 ) -> tuple[ort.InferenceSession, ProviderReport]:
     """Create an ONNX Runtime session for a model file (or serialised model) on the requested device,
-    with CPU fallback."""
+    with CPU fallback. `name` names the model in errors (default: the file's name)."""
     device = Device(device)
     source = path if isinstance(path, bytes) else str(path)
     options = ort.SessionOptions()
@@ -78,8 +86,8 @@ def create_session(
     try:
         session = ort.InferenceSession(source, options, providers=[CPU])
     except Exception as exc:
-        name = path.name if isinstance(path, Path) else "model"
-        raise ModelError(f"{name}: ONNX Runtime cannot load this model ({exc})") from exc
+        label = name or (path.name if isinstance(path, Path) else "model")
+        raise ModelError(f"{label}: ONNX Runtime cannot load this model ({exc})") from exc
     return session, ProviderReport(device, tuple(session.get_providers()), message)
 
 
@@ -105,11 +113,28 @@ class SessionCache:
         self._lock = threading.Lock()
         self._sessions: dict[tuple[Path, str, Device], tuple[ort.InferenceSession, ProviderReport]] = {}
 
-    def get(self, path: Path, sha256: str, device: Device) -> tuple[ort.InferenceSession, ProviderReport]:
-        key = (Path(path).resolve(), sha256, Device(device))
+    def get(
+        self, path: Path, sha256: str, device: Device, *, folder: Path | None = None
+    ) -> tuple[ort.InferenceSession, ProviderReport]:
+        """The session for the model file at `path`, which must lie inside `folder` (default: its own
+        folder). The session is created from the bytes read, after they are checked against `sha256`."""
+        key = (Path(os.path.realpath(path)), sha256, Device(device))
         with self._lock:
             if key not in self._sessions:
-                self._sessions[key] = create_session(key[0], key[2])
+                name = Path(path).name
+                try:
+                    data = read_model_file(key[0], Path(folder or key[0].parent), MAX_NETWORK_BYTES)
+                except FileNotFoundError as exc:
+                    raise ModelError(f"{name}: file not found") from exc
+                except OSError as exc:
+                    raise ModelError(f"{name}: cannot read ({exc.strerror or exc})") from exc
+                except UnsafeFileError as exc:
+                    raise ModelError(f"{name}: {exc}") from exc
+                if hashlib.sha256(data).hexdigest() != sha256:
+                    raise ModelError(
+                        f"{name}: SHA-256 mismatch (the file changed since the models were checked)"
+                    )
+                self._sessions[key] = create_session(data, key[2], name=name)
             return self._sessions[key]
 
     def clear(self) -> None:
@@ -153,9 +178,21 @@ class _OnnxNetwork:
                 raise ModelError(f"{self.spec.file}: inference failed ({exc})") from exc
         result = np.concatenate(outputs, axis=0)
         expected = next(iter(named.values())).shape
-        if result.shape[0] != count or result.shape[1] != 3 or result.shape[2:] != expected[2:]:
+        if (
+            result.ndim != 4
+            or result.shape[0] != count
+            or result.shape[1] != 3
+            or result.shape[2:] != expected[2:]
+        ):
             raise ModelError(
                 f"{self.spec.file}: output shape {result.shape} does not match the input {expected}"
+            )
+        finite = np.isfinite(result)
+        if not finite.all():
+            bad = int(finite.size - np.count_nonzero(finite))
+            raise ModelError(
+                f"{self.spec.file}: the model produced {bad:,} NaN or infinite values out of {finite.size:,} "
+                "(the model is broken, or does not suit this input): nothing was painted"
             )
         return result
 
@@ -209,13 +246,14 @@ def load_attribute_model(
         raise ModelError(f"model '{entry.name}' is unavailable: {entry.reason}")
     manifest = entry.manifest
     cache = cache or SessionCache()
-    session, report = cache.get(entry.network_path(manifest.transform), manifest.transform.sha256, device)
-    transform = TransformNetwork(session, manifest.transform, manifest.value_range)
+    folder = entry.directory
+    spec = manifest.transform
+    session, report = cache.get(entry.network_path(spec), spec.sha256, device, folder=folder)
+    transform = TransformNetwork(session, spec, manifest.value_range)
     enhancer: LocalEnhancer | GlobalEnhancer | None = None
     if manifest.enhancer is not None:
-        enhancer_session, _ = cache.get(
-            entry.network_path(manifest.enhancer), manifest.enhancer.sha256, device
-        )
+        spec = manifest.enhancer
+        enhancer_session, _ = cache.get(entry.network_path(spec), spec.sha256, device, folder=folder)
         wrapper = LocalEnhancer if manifest.kind == "local" else GlobalEnhancer
-        enhancer = wrapper(enhancer_session, manifest.enhancer, manifest.value_range)
+        enhancer = wrapper(enhancer_session, spec, manifest.value_range)
     return AttributeModel(manifest, transform, enhancer, report)

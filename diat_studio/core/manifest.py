@@ -23,8 +23,15 @@ Example::
 
 Tensors are NCHW float32 RGB scaled to `value_range`; the mask input is N×1×H×W in [0, 1]. The enhancer
 is optional. A local enhancer takes the transformed face, the original face and the mask; a global one
-takes only the transformed face. `file` is relative to the manifest's folder (it may point to a shared
-file such as `../global-enhancer/enhancer.onnx`).
+takes only the transformed face. `file` is relative to the manifest's folder and must stay inside it (a
+symlink is followed only where it leads to a file inside the folder; share a file with a hard link).
+
+A manifest is untrusted input, and `load` reads it as such: only a regular file of at most
+`MAX_MANIFEST_BYTES`, nested at most `MAX_NESTING` deep, is parsed. Every number the app uses is checked
+(finite, within sane bounds: a 16384 px template would allocate gigabytes per photo) and every text a user
+is shown (names, description, licence, tensor names) is refused when it holds a character that would
+drive a terminal or reorder the text: control characters (C0 with ESC, DEL, C1), bidirectional controls,
+lone surrogates, line separators (see `model_files.unsafe_character`).
 
 `experimental` (optional, default false; written only when true) marks an edit that does not pass its
 quality bar yet: it stays installed, but the app's edit list and the batch command hide it unless the user
@@ -34,16 +41,37 @@ asks for experimental models (Settings → Show experimental models, `--experime
 from __future__ import annotations
 
 import json
+import math
+import os
+import re
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, Literal
 
 from diat_studio.core.alignment import CanonicalTemplate
 from diat_studio.core.errors import ModelError
+from diat_studio.core.model_files import UnsafeFileError, read_model_file, shown, unsafe_character
 from diat_studio.core.regions import RegionKind
 
 MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1
+
+#: A manifest is a few kilobytes; anything near this is not one.
+MAX_MANIFEST_BYTES = 1 << 20
+#: JSON nesting deeper than this is refused before parsing (Python's parser recurses).
+MAX_NESTING = 64
+#: Template (crop) sides a model may declare, in pixels.
+MIN_CROP_SIZE, MAX_CROP_SIZE = 32, 1024
+#: Bounds of `value_range`: [0, 1], [-1, 1] and [0, 255] are usual; far outside is a broken manifest.
+VALUE_LIMIT = 65536.0
+MIN_VALUE_SPAN = 1e-3
+#: Longest name, display name, attribute, template name or tensor name, in characters.
+MAX_NAME_CHARS = 200
+#: Longest description or licence, in characters.
+MAX_TEXT_CHARS = 20_000
+#: Metrics the app shows as numbers (the edit list's tooltip).
+SHOWN_METRICS = ("attribute_success_rate", "identity_kept_rate", "psnr_outside_mask_db")
 
 ModelKind = Literal["local", "global"]
 Direction = Literal["add", "remove"]
@@ -131,23 +159,40 @@ class ModelManifest:
 
     @classmethod
     def load(cls, folder: Path) -> ModelManifest:
+        """Read `folder`/manifest.json as untrusted input (see the module docstring)."""
         path = Path(folder) / MANIFEST_FILE
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            raw = read_model_file(path, Path(folder), MAX_MANIFEST_BYTES)
         except FileNotFoundError as exc:
             raise ManifestError(f"{path}: no manifest.json") from exc
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except UnsafeFileError as exc:
+            raise ManifestError(f"{path}: {exc}") from exc
+        except OSError as exc:
+            raise ManifestError(f"{path}: cannot read the manifest ({exc.strerror or exc})") from exc
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ManifestError(f"{path}: unreadable manifest (not UTF-8: {exc})") from exc
+        depth = _nesting_depth(text)
+        if depth > MAX_NESTING:
+            raise ManifestError(f"{path}: unreadable manifest (nested more than {MAX_NESTING} levels deep)")
+        try:
+            data = json.loads(text)
+        except RecursionError as exc:
+            raise ManifestError(f"{path}: unreadable manifest (nested too deeply)") from exc
+        except ValueError as exc:  # JSONDecodeError, and integers with too many digits
             raise ManifestError(f"{path}: unreadable manifest ({exc})") from exc
         return cls.from_dict(data)
 
     @classmethod
     def from_dict(cls, data: Any) -> ModelManifest:
+        """Validate a parsed manifest; raises ManifestError naming the first problem found."""
         if not isinstance(data, dict):
             raise ManifestError("manifest must be a JSON object")
         version = data.get("format_version", FORMAT_VERSION)
-        if version != FORMAT_VERSION:
+        if isinstance(version, bool) or version != FORMAT_VERSION:
             raise ManifestError(
-                f"manifest format_version {version} is not supported (expected {FORMAT_VERSION})"
+                f"manifest format_version {_quoted(version)} is not supported (expected {FORMAT_VERSION})"
             )
         kind = _choice(data, "kind", ("local", "global"))
         try:
@@ -155,20 +200,10 @@ class ModelManifest:
         except ValueError as exc:
             choices = ", ".join(r.value for r in RegionKind)
             raise ManifestError(
-                f"manifest: unknown region {data.get('region')!r} (one of {choices})"
+                f"manifest: unknown region {_quoted(data.get('region'))} (one of {choices})"
             ) from exc
-        try:
-            template = CanonicalTemplate.from_dict(_require(data, "template", dict))
-        except (TypeError, ValueError) as exc:
-            raise ManifestError(f"manifest: bad template ({exc})") from exc
-        value_range = data.get("value_range", [-1.0, 1.0])
-        if (
-            not isinstance(value_range, list | tuple)
-            or len(value_range) != 2
-            or not all(isinstance(v, int | float) for v in value_range)
-            or value_range[0] >= value_range[1]
-        ):
-            raise ManifestError(f"manifest: value_range must be [low, high], got {value_range!r}")
+        template = _template(_require(data, "template", dict))
+        value_range = _value_range(data.get("value_range", [-1.0, 1.0]))
         transform = _network(_require(data, "transform", dict), "transform", TRANSFORM_INPUTS)
         enhancer_data = data.get("enhancer")
         enhancer = None
@@ -177,27 +212,134 @@ class ModelManifest:
             enhancer = _network(enhancer_data, "enhancer", roles)
         experimental = data.get("experimental", False)
         if not isinstance(experimental, bool):
-            raise ManifestError(f"manifest: 'experimental' must be true or false, got {experimental!r}")
-        name = _require(data, "name", str)
-        if not name or "/" in name or name.strip() != name:
-            raise ManifestError(f"manifest: bad model name {name!r}")
+            raise ManifestError(
+                f"manifest: 'experimental' must be true or false, got {_quoted(experimental)}"
+            )
+        name = _text(_require(data, "name", str), "name")
+        if not name or "/" in name or "\\" in name or name in (".", "..") or name.strip() != name:
+            raise ManifestError(f"manifest: bad model name {_quoted(name)}")
         return cls(
             name=name,
-            display_name=str(data.get("display_name") or name),
-            attribute=_require(data, "attribute", str),
+            display_name=_optional_text(data, "display_name") or name,
+            attribute=_text(_require(data, "attribute", str), "attribute"),
             direction=_choice(data, "direction", ("add", "remove")),  # type: ignore[arg-type]
             kind=kind,  # type: ignore[arg-type]
             region=region,
             template=template,
             transform=transform,
             enhancer=enhancer,
-            value_range=(float(value_range[0]), float(value_range[1])),
-            description=str(data.get("description", "")),
-            training=dict(data.get("training") or {}),
-            metrics=dict(data.get("metrics") or {}),
-            licence=str(data.get("licence", "")),
+            value_range=value_range,
+            description=_optional_text(data, "description", multiline=True),
+            training=_object(data, "training"),
+            metrics=_metrics(_object(data, "metrics")),
+            licence=_optional_text(data, "licence", multiline=True),
             experimental=experimental,
         )
+
+
+#: A JSON string, or an unterminated one up to the end: always matches at a quote, so the scan stays linear
+#: (a pattern that could fail would be retried from every later quote: quadratic on hostile text).
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def _nesting_depth(text: str) -> int:
+    """How deep `text`'s arrays and objects nest, brackets inside strings left out, in linear time."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    steps = (1 if char in "[{" else -1 for char in brackets)
+    return max(accumulate(steps, initial=0))
+
+
+def _quoted(value: object) -> str:
+    """A value from the manifest, quoted for a message: printable and short."""
+    text = shown(repr(value))
+    return text if len(text) <= 80 else text[:77] + "…"
+
+
+def _text(value: str, what: str, *, multiline: bool = False) -> str:
+    """A text a user may be shown: refused when it holds a character that is not safe to show."""
+    bad = unsafe_character(value, "\n\t" if multiline else "")
+    if bad is not None:
+        raise ManifestError(
+            f"manifest: '{what}' contains the control character U+{ord(bad):04X}, which is not allowed "
+            "in text that is shown"
+        )
+    limit = MAX_TEXT_CHARS if multiline else MAX_NAME_CHARS
+    if len(value) > limit:
+        raise ManifestError(f"manifest: '{what}' is longer than {limit} characters")
+    return value
+
+
+def _optional_text(data: dict[str, Any], key: str, *, multiline: bool = False) -> str:
+    value = data.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ManifestError(f"manifest: '{key}' must be a string, got {type(value).__name__}")
+    return _text(value, key, multiline=multiline)
+
+
+def _object(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ManifestError(f"manifest: '{key}' must be an object, got {type(value).__name__}")
+    return dict(value)
+
+
+def _number(value: Any, what: str) -> float:
+    """A finite real number (a JSON number, not true/false, NaN or ±Infinity)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ManifestError(f"manifest: {what} must be a number, got {_quoted(value)}")
+    try:
+        number = float(value)
+    except OverflowError as exc:  # an integer beyond float range
+        raise ManifestError(f"manifest: {what} must be a finite number, got {_quoted(value)}") from exc
+    if not math.isfinite(number):
+        raise ManifestError(f"manifest: {what} must be a finite number, got {value!r}")
+    return number
+
+
+def _template(data: dict[str, Any]) -> CanonicalTemplate:
+    size = data.get("size", CanonicalTemplate.size)
+    if isinstance(size, bool) or not isinstance(size, int) or not MIN_CROP_SIZE <= size <= MAX_CROP_SIZE:
+        raise ManifestError(
+            f"manifest: bad template (size must be a whole number of pixels from {MIN_CROP_SIZE} to "
+            f"{MAX_CROP_SIZE}, got {_quoted(size)})"
+        )
+    values: dict[str, Any] = {"size": size}
+    for key in ("eye_distance", "eye_center_y"):
+        if key in data:
+            values[key] = _number(data[key], f"template.{key}")
+    if "name" in data:
+        if not isinstance(data["name"], str):
+            raise ManifestError(f"manifest: 'template.name' must be a str, got {type(data['name']).__name__}")
+        values["name"] = _text(data["name"], "template.name")
+    try:
+        return CanonicalTemplate(**values)
+    except (TypeError, ValueError) as exc:
+        raise ManifestError(f"manifest: bad template ({exc})") from exc
+
+
+def _value_range(value: Any) -> tuple[float, float]:
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise ManifestError(f"manifest: value_range must be [low, high], got {_quoted(value)}")
+    low, high = (_number(v, "value_range") for v in value)
+    if not -VALUE_LIMIT <= low < high <= VALUE_LIMIT or high - low < MIN_VALUE_SPAN:
+        raise ManifestError(
+            f"manifest: value_range must be [low, high] with low < high, both within ±{VALUE_LIMIT:g} and at "
+            f"least {MIN_VALUE_SPAN:g} apart, got {_quoted(value)}"
+        )
+    return low, high
+
+
+def _metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The metrics the app shows must be finite numbers; the rest is free-form (for model cards)."""
+    for key in SHOWN_METRICS:
+        if key in metrics:
+            _number(metrics[key], f"metrics.{key}")
+    return metrics
 
 
 def _require(data: dict[str, Any], key: str, kind: type) -> Any:
@@ -212,7 +354,7 @@ def _require(data: dict[str, Any], key: str, kind: type) -> Any:
 def _choice(data: dict[str, Any], key: str, choices: tuple[str, ...]) -> str:
     value = _require(data, key, str)
     if value not in choices:
-        raise ManifestError(f"manifest: '{key}' must be one of {', '.join(choices)}, got {value!r}")
+        raise ManifestError(f"manifest: '{key}' must be one of {', '.join(choices)}, got {_quoted(value)}")
     return value
 
 
@@ -225,7 +367,12 @@ def _network(data: Any, what: str, roles: dict[str, int]) -> NetworkSpec:
     output = data.get("output")
     if not isinstance(file, str) or not file:
         raise ManifestError(f"manifest: {what}.file is missing")
-    if not isinstance(sha, str) or len(sha) != 64:
+    _text(file, f"{what}.file")
+    if os.path.isabs(file) or "\\" in file or ".." in file.split("/"):
+        raise ManifestError(
+            f"manifest: {what}.file must be a path inside the model's folder, got {_quoted(file)}"
+        )
+    if not isinstance(sha, str) or len(sha) != 64 or not all(c in "0123456789abcdefABCDEF" for c in sha):
         raise ManifestError(f"manifest: {what}.sha256 must be 64 hex digits")
     if not isinstance(inputs, dict) or not all(isinstance(v, str) for v in inputs.values()):
         raise ManifestError(f"manifest: {what}.inputs must map roles to tensor names")
@@ -234,4 +381,5 @@ def _network(data: Any, what: str, roles: dict[str, int]) -> NetworkSpec:
         raise ManifestError(f"manifest: {what}.inputs lacks {', '.join(missing)} (needs {', '.join(roles)})")
     if not isinstance(output, str) or not output:
         raise ManifestError(f"manifest: {what}.output is missing")
-    return NetworkSpec(file=file, sha256=sha.lower(), inputs={k: inputs[k] for k in roles}, output=output)
+    names = {role: _text(inputs[role], f"{what}.inputs.{role}") for role in roles}
+    return NetworkSpec(file=file, sha256=sha.lower(), inputs=names, output=_text(output, f"{what}.output"))

@@ -6,11 +6,20 @@ manifest says — and lists a bad model as unavailable with the reason instead o
 
 An experimental model (manifest `experimental: true`) is usable but is left out of what a user is offered
 (`visible`) unless experimental models are asked for.
+
+Model folders are untrusted: the scan never blocks (FIFOs, devices), never reads outside a model's own
+folder (symlinks, `..`, absolute paths, /proc), reads nothing larger than a cap, and one bad model — or one
+folder that cannot be read — never affects the others. A model folder that cannot be checked is listed with
+the reason; a models folder that cannot be listed is recorded in `problems`. Every reason and name is made
+printable (control characters escaped) before it is stored, since a terminal shows them.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +28,14 @@ import onnx
 
 from diat_studio.core.errors import ModelError
 from diat_studio.core.manifest import MANIFEST_FILE, ManifestError, ModelManifest, NetworkSpec
+from diat_studio.core.model_files import UnsafeFileError, read_model_file, resolve_inside, shown
 from diat_studio.core.paths import bundled_models_dir, user_models_dir
+
+#: The largest ONNX file read (a protobuf message cannot exceed 2 GiB; shipped models are a few MB).
+MAX_NETWORK_BYTES = 1 << 30
+
+#: Errors that mean "there is nothing here", not "something here cannot be read".
+_ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR})
 
 
 @dataclass(frozen=True)
@@ -46,8 +62,14 @@ class ModelEntry:
         """The name a list shows: the display name, marked "(experimental)" where it applies."""
         return self.manifest.label if self.manifest is not None else self.name
 
+    @property
+    def location(self) -> str:
+        """The folder as text that is safe to print: a folder's name may hold control characters."""
+        return shown(str(self.directory))
+
     def network_path(self, spec: NetworkSpec) -> Path:
-        return (self.directory / spec.file).resolve()
+        """The real path of one of the model's files; ModelError when it is not inside the model's folder."""
+        return network_path(self.directory, spec)
 
     def onnx_bytes(self) -> int:
         """Total size of the model's ONNX files (transform and, if any, enhancer)."""
@@ -63,7 +85,8 @@ class ModelRegistry:
     def __init__(self, folders: Sequence[Path]) -> None:
         self.folders = [Path(folder) for folder in folders]
         self._entries: list[ModelEntry] = []
-        self._hash_cache: dict[tuple[Path, int, int], str] = {}
+        self.problems: list[str] = []
+        """Models folders that exist but cannot be listed, each with the reason (set by `scan`)."""
         self.scan()
 
     @classmethod
@@ -95,20 +118,26 @@ class ModelRegistry:
 
     def scan(self) -> list[ModelEntry]:
         entries: list[ModelEntry] = []
+        problems: list[str] = []
         seen: dict[str, Path] = {}
         for folder in self.folders:
-            if not folder.is_dir():
+            try:
+                candidates = _model_folders(folder)
+            except OSError as exc:
+                if exc.errno not in _ABSENT or _exists(folder):
+                    problems.append(shown(f"{folder}: cannot read the folder ({exc.strerror or exc})"))
                 continue
-            for manifest_path in sorted(folder.glob(f"*/{MANIFEST_FILE}")):
-                entry = self._check(manifest_path.parent)
+            for directory, unreadable in candidates:
+                entry = self._check(directory) if unreadable is None else _unavailable(directory, unreadable)
                 if entry.name in seen:
                     entry = ModelEntry(
-                        entry.name, entry.directory, entry.manifest, f"shadowed by {seen[entry.name]}"
+                        entry.name, entry.directory, entry.manifest, shown(f"shadowed by {seen[entry.name]}")
                     )
                 elif entry.available:
                     seen[entry.name] = entry.directory
                 entries.append(entry)
         self._entries = entries
+        self.problems = problems
         return self.entries
 
     def get(self, name: str) -> ModelEntry:
@@ -126,28 +155,32 @@ class ModelRegistry:
         try:
             manifest = ModelManifest.load(directory)
         except ManifestError as exc:
-            return ModelEntry(directory.name, directory, None, str(exc))
+            return _unavailable(directory, str(exc))
+        except Exception as exc:  # one model's defect must never stop the scan of the others
+            return _unavailable(directory, f"cannot check the model ({type(exc).__name__}: {exc})")
         try:
             self._check_network(directory, manifest.transform, manifest, {"image": 3})
             if manifest.enhancer is not None:
                 self._check_network(directory, manifest.enhancer, manifest, manifest.enhancer_roles())
         except ModelError as exc:
-            return ModelEntry(manifest.name, directory, manifest, str(exc))
+            return ModelEntry(manifest.name, directory, manifest, shown(str(exc)))
+        except Exception as exc:
+            reason = f"cannot check the model ({type(exc).__name__}: {exc})"
+            return ModelEntry(manifest.name, directory, manifest, shown(reason))
         return ModelEntry(manifest.name, directory, manifest, None)
 
     def _check_network(
         self, directory: Path, spec: NetworkSpec, manifest: ModelManifest, roles: dict[str, int]
     ) -> None:
-        path = (directory / spec.file).resolve()
-        if not path.is_file():
-            raise ModelError(f"{spec.file}: file not found")
-        digest = self._sha256(path)
-        if digest != spec.sha256:
+        data = read_network(directory, spec)
+        if hashlib.sha256(data).hexdigest() != spec.sha256:
             raise ModelError(f"{spec.file}: SHA-256 mismatch (file is corrupt or was replaced)")
         try:
-            model = onnx.load(str(path), load_external_data=False)
+            model = onnx.load_model_from_string(data)
         except Exception as exc:  # onnx raises protobuf DecodeError and others
             raise ModelError(f"{spec.file}: not a readable ONNX model ({exc})") from exc
+        if _uses_external_data(model):
+            raise ModelError(f"{spec.file}: weights in external files are not supported")
         initializers = {init.name for init in model.graph.initializer}
         graph_inputs = {value.name: value for value in model.graph.input if value.name not in initializers}
         graph_outputs = {value.name: value for value in model.graph.output}
@@ -161,12 +194,83 @@ class ModelRegistry:
             raise ModelError(f"{spec.file}: no output named '{spec.output}' (has {', '.join(graph_outputs)})")
         _check_shape(spec.file, f"output '{spec.output}'", graph_outputs[spec.output], 3, size)
 
-    def _sha256(self, path: Path) -> str:
-        stat = path.stat()
-        key = (path, stat.st_size, stat.st_mtime_ns)
-        if key not in self._hash_cache:
-            self._hash_cache[key] = sha256_file(path)
-        return self._hash_cache[key]
+
+def network_path(directory: Path, spec: NetworkSpec) -> Path:
+    """The real path of a model file: ModelError when it is missing or leads outside `directory`."""
+    try:
+        return resolve_inside(directory / spec.file, directory)
+    except FileNotFoundError as exc:
+        raise ModelError(f"{spec.file}: file not found") from exc
+    except UnsafeFileError as exc:
+        raise ModelError(f"{spec.file}: {exc}") from exc
+    except OSError as exc:
+        raise ModelError(f"{spec.file}: cannot read ({exc.strerror or exc})") from exc
+
+
+def read_network(directory: Path, spec: NetworkSpec) -> bytes:
+    """The bytes of a model file, read as untrusted input (see `model_files.read_model_file`).
+
+    Raises ModelError naming the file: missing, refused (not a regular file, too large, outside the
+    model's folder) or unreadable.
+    """
+    try:
+        return read_model_file(directory / spec.file, directory, MAX_NETWORK_BYTES)
+    except FileNotFoundError as exc:
+        raise ModelError(f"{spec.file}: file not found") from exc
+    except UnsafeFileError as exc:
+        raise ModelError(f"{spec.file}: {exc}") from exc
+    except OSError as exc:
+        raise ModelError(f"{spec.file}: cannot read ({exc.strerror or exc})") from exc
+
+
+def _model_folders(folder: Path) -> list[tuple[Path, str | None]]:
+    """The sub-folders of `folder` that hold a manifest.json (of any file type: a FIFO is reported, not
+    skipped), in name order, each with None or the reason it cannot be read.
+
+    Raises OSError when `folder` itself cannot be listed. Sub-folders are found with os.scandir and
+    os.stat: nothing is opened here, so nothing can block.
+    """
+    with os.scandir(folder) as listing:
+        names = sorted(entry.name for entry in listing)
+    found: list[tuple[Path, str | None]] = []
+    for name in names:
+        directory = folder / name
+        try:
+            if not stat.S_ISDIR(os.stat(directory).st_mode):
+                continue
+        except OSError:
+            continue  # a dangling link or a link loop beside the models: not a model folder
+        try:
+            os.lstat(directory / MANIFEST_FILE)
+        except OSError as exc:
+            if exc.errno not in _ABSENT:  # the folder may hold a model that cannot be read
+                found.append((directory, f"cannot read the folder ({exc.strerror or exc})"))
+            continue
+        found.append((directory, None))
+    return found
+
+
+def _exists(path: Path) -> bool:
+    """Whether anything (a dangling link included) is at `path`: a missing folder is no problem."""
+    try:
+        os.lstat(path)
+    except OSError:
+        return False
+    return True
+
+
+def _unavailable(directory: Path, reason: str) -> ModelEntry:
+    """An entry for a folder whose manifest could not be read: named after the folder (made printable)."""
+    return ModelEntry(shown(directory.name), directory, None, shown(reason))
+
+
+def _uses_external_data(model: onnx.ModelProto) -> bool:
+    """Whether any tensor of the main graph keeps its data in another file (which could be anywhere)."""
+    tensors = list(model.graph.initializer)
+    for node in model.graph.node:
+        for attribute in node.attribute:
+            tensors.extend([attribute.t, *attribute.tensors])
+    return any(tensor.data_location == onnx.TensorProto.EXTERNAL for tensor in tensors)
 
 
 def sha256_file(path: Path) -> str:

@@ -73,3 +73,34 @@ def test_an_unloadable_model_raises_a_model_error(tmp_path: Path) -> None:
     bogus.write_bytes(b"garbage")
     with pytest.raises(ModelError, match="cannot load"):
         create_session(bogus, Device.CPU)
+
+
+def test_a_model_file_replaced_after_the_scan_never_runs(tmp_path: Path) -> None:
+    """The session is made from the bytes that were read and hashed, never from whatever the path holds."""
+    folder = onnx_fixtures.model_folder(tmp_path, "swapped", with_enhancer=False)
+    entry = ModelRegistry([tmp_path]).get("swapped")
+    onnx_fixtures.colour_transform(
+        folder / "transform.onnx", gain=(0.0, 0.0, 0.0)
+    )  # a different, valid model
+    with pytest.raises(ModelError, match=r"transform\.onnx: SHA-256 mismatch \(the file changed since"):
+        load_attribute_model(entry, Device.CPU)
+
+
+def test_a_model_file_swapped_for_a_link_outside_its_folder_never_runs(tmp_path: Path) -> None:
+    onnx_fixtures.model_folder(tmp_path, "other", with_enhancer=False)
+    folder = onnx_fixtures.model_folder(tmp_path, "swapped", with_enhancer=False)
+    entry = ModelRegistry([tmp_path]).get("swapped")
+    (folder / "transform.onnx").unlink()
+    (folder / "transform.onnx").symlink_to(tmp_path / "other" / "transform.onnx")  # same bytes, same hash
+    with pytest.raises(ModelError, match=r"transform\.onnx: refused: it leads outside the model's folder"):
+        load_attribute_model(entry, Device.CPU)
+
+
+def test_the_session_cache_checks_the_hash_of_a_file_given_by_path(models_root: Path) -> None:
+    entry = ModelRegistry([models_root]).get("redden-face")
+    assert entry.manifest is not None
+    path = entry.network_path(entry.manifest.transform)
+    with pytest.raises(ModelError, match="SHA-256 mismatch"):
+        SessionCache().get(path, "0" * 64, Device.CPU)
+    session, _ = SessionCache().get(path, entry.manifest.transform.sha256, Device.CPU)
+    assert session.get_inputs()[0].name == "input"
