@@ -10,7 +10,8 @@ from diat_studio.core.paths import resource_path
 
 
 def run_gui(args: Sequence[str]) -> int:
-    """Open the window on a photo given on the command line, or on the bundled sample on first start."""
+    """Open the window: on the work of a session that did not close normally if the user restores it,
+    else on a photo given on the command line, or on the bundled sample on first start."""
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
@@ -32,7 +33,9 @@ def run_gui(args: Sequence[str]) -> int:
     if "--smoke-test" in args:
         return _smoke_test(app, window, photos[0] if photos else resource_path("sample", "astronaut.jpg"))
     first_start = not settings.store.value("started_before", False, bool)
-    if photos:
+    if window.check_recovery() is not None:
+        pass  # the unsaved work of a session that did not close normally comes back instead
+    elif photos:
         open_later(window, photos[0])
     elif first_start and resource_path("sample", "astronaut.jpg").is_file():
         open_later(window, resource_path("sample", "astronaut.jpg"))

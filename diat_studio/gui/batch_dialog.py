@@ -1,6 +1,9 @@
 """File → Batch process folder…: the core batch in a background job, with progress, ETA and Cancel.
 
 The edits offered are the usable models, experimental ones only when Show experimental models is on.
+The input and output folders are remembered in the settings. After Cancel the dialog says so, shows the
+partial summary and opens the report written so far; when no desktop application can open the report or
+the folder, their path is shown instead.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from diat_studio.core.faces import FaceDetector
 from diat_studio.core.inference import Device, SessionCache, load_attribute_model
 from diat_studio.core.progress import format_duration
 from diat_studio.core.registry import ModelEntry, ModelRegistry
+from diat_studio.gui.file_actions import dialog_folder
+from diat_studio.gui.settings import AppSettings
 from diat_studio.gui.workers import Job, JobRunner
 
 
@@ -48,6 +53,7 @@ class BatchDialog(QDialog):
         parent: QWidget | None = None,
         *,
         include_experimental: bool = False,
+        settings: AppSettings | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Batch process folder")
@@ -60,9 +66,10 @@ class BatchDialog(QDialog):
         self.runner: BatchRunner | None = None
         self.report: BatchReport | None = None
         self.started = 0.0
+        self.settings = settings
 
-        self.input_edit = QLineEdit()
-        self.output_edit = QLineEdit()
+        self.input_edit = QLineEdit(settings.batch_folder("input") if settings else "")
+        self.output_edit = QLineEdit(settings.batch_folder("output") if settings else "")
         self.edits = QListWidget()
         self.recursive = QCheckBox("Include sub-folders")
         self.faces = QComboBox()
@@ -80,6 +87,7 @@ class BatchDialog(QDialog):
         self.progress.setRange(0, 100)
         self.status = QLabel("Choose the folders and the edits, then Start.")
         self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         self.start_button = QPushButton("Start")
@@ -95,8 +103,8 @@ class BatchDialog(QDialog):
         self.folder_button.clicked.connect(self.open_output)
 
         form = QFormLayout()
-        form.addRow("Input folder", self._with_browse(self.input_edit))
-        form.addRow("Output folder", self._with_browse(self.output_edit))
+        form.addRow("Input folder", self._with_browse(self.input_edit, self._browse_input))
+        form.addRow("Output folder", self._with_browse(self.output_edit, self._browse_output))
         form.addRow("Edits (in order)", self.edits)
         form.addRow("", self.recursive)
         form.addRow("Faces", self.faces)
@@ -145,20 +153,35 @@ class BatchDialog(QDialog):
         elif not self.running and self.report is None:
             self.status.setText("Choose the folders and the edits, then Start.")
 
-    def _with_browse(self, edit: QLineEdit) -> QWidget:
+    def _with_browse(self, edit: QLineEdit, browse_slot: Callable[[], None]) -> QWidget:
         row = QWidget()
         layout = QHBoxLayout(row)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(edit, 1)
         browse = QPushButton("Browse…")
-        browse.clicked.connect(lambda: self._browse(edit))
+        browse.clicked.connect(browse_slot)
         layout.addWidget(browse)
         return row
 
-    def _browse(self, edit: QLineEdit) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Choose a folder", edit.text())
+    def _browse_input(self) -> None:
+        self._browse(self.input_edit, "input", "Choose the folder of photos")
+
+    def _browse_output(self) -> None:
+        self._browse(self.output_edit, "output", "Choose where the edited photos go")
+
+    def _browse(self, edit: QLineEdit, which: str, title: str) -> None:
+        current = Path(edit.text()) if edit.text() else None
+        start = str(current) if current is not None and current.is_dir() else ""
+        if not start:
+            start = dialog_folder(self.settings.last_folder if self.settings else None)
+        folder = QFileDialog.getExistingDirectory(self, title, start)
         if folder:
             edit.setText(folder)
+            self._remember(which, folder)
+
+    def _remember(self, which: str, folder: str) -> None:
+        if self.settings is not None and folder:
+            self.settings.set_batch_folder(which, folder)
 
     def set_edits(self, names: list[str]) -> None:
         for row in range(self.edits.count()):
@@ -198,6 +221,8 @@ class BatchDialog(QDialog):
         except DiatError as exc:
             self.status.setText(str(exc))
             return
+        self._remember("input", self.input_edit.text())
+        self._remember("output", self.output_edit.text())
         self.report = None
         self.runner = None
         self.summary.setText("")
@@ -209,6 +234,7 @@ class BatchDialog(QDialog):
         self.job.signals.progress.connect(self._on_progress)
         self.job.signals.finished.connect(self._on_finished)
         self.job.signals.failed.connect(self._on_failed)
+        self.job.signals.cancelled.connect(self._on_cancelled)
         self.job.signals.done.connect(self._on_done)
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -239,12 +265,18 @@ class BatchDialog(QDialog):
                 runner.cancel()
 
         runner.progress = progress
-        return runner.run()
+        report = runner.run()
+        # A cancelled job delivers `cancelled`, not its result: keep what the dialog shows then.
+        job.partial = (report, (folders[1] / REPORT_JSON).is_file())  # type: ignore[attr-defined]
+        return report
 
     def _on_progress(self, text: str, fraction: float) -> None:
         self.progress.setValue(round(100 * fraction))
+        if fraction <= 0:  # nothing finished yet: no basis for an estimate
+            self.status.setText(f"{text} — ETA estimating…")
+            return
         elapsed = time.monotonic() - self.started
-        eta = elapsed * (1 - fraction) / fraction if fraction > 0 else 0
+        eta = elapsed * (1 - fraction) / fraction
         self.status.setText(f"{text} — ETA {format_duration(eta)}")
 
     def _on_finished(self, report: BatchReport) -> None:
@@ -253,6 +285,18 @@ class BatchDialog(QDialog):
         self.summary.setText(report.summary())
         self.status.setText("Cancelled." if report.cancelled else "Finished.")
         self.report_button.setEnabled(True)
+        self.folder_button.setEnabled(True)
+
+    def _on_cancelled(self) -> None:
+        job = self.job  # still set: `done` comes after `cancelled`
+        report, written = getattr(job, "partial", (None, False))
+        if report is not None:
+            self.report = report
+            self.summary.setText(report.summary())
+        self.status.setText(
+            "Cancelled." + ("" if written else " No file was finished, so there is no report yet.")
+        )
+        self.report_button.setEnabled(written)
         self.folder_button.setEnabled(True)
 
     def _on_failed(self, message: str) -> None:
@@ -271,10 +315,15 @@ class BatchDialog(QDialog):
             self.status.setText("Cancelling after the current file…")
 
     def open_report(self) -> None:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(self.output_edit.text()) / REPORT_JSON)))
+        self._open(Path(self.output_edit.text()) / REPORT_JSON, "the report")
 
     def open_output(self) -> None:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(self.output_edit.text()))
+        self._open(Path(self.output_edit.text()), "the output folder")
+
+    def _open(self, path: Path, what: str) -> None:
+        """Open `path` with the desktop's application; if there is none, show the path to copy."""
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))):
+            self.status.setText(f"No application could open {what}. It is here:\n{path}")
 
     def closeEvent(self, event) -> None:
         self.cancel()

@@ -6,7 +6,7 @@ import numpy as np
 from PySide6.QtGui import QUndoCommand
 
 from diat_studio.core.regions import Polygon, RegionKind
-from diat_studio.gui.document import PhotoDocument
+from diat_studio.gui.document import EditRecipe, PhotoDocument
 
 
 class SetMaskCommand(QUndoCommand):
@@ -35,16 +35,19 @@ class SetMaskCommand(QUndoCommand):
 
 
 class ApplyEditCommand(QUndoCommand):
-    """An applied attribute edit: the pixels before and after."""
+    """An applied attribute edit: the pixels before and after, and the recipe that made them."""
 
-    def __init__(self, document: PhotoDocument, before: np.ndarray, after: np.ndarray, text: str) -> None:
-        super().__init__(text)
+    def __init__(
+        self, document: PhotoDocument, before: np.ndarray, after: np.ndarray, recipe: EditRecipe
+    ) -> None:
+        super().__init__(recipe.label)
         self.document = document
         self.before = before
         self.after = after
+        self.recipe = recipe
 
     def redo(self) -> None:
-        self.document.set_pixels(self.after)
+        self.document.apply(self.recipe, self.after)
 
     def undo(self) -> None:
-        self.document.set_pixels(self.before)
+        self.document.unapply(self.before)

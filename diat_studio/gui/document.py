@@ -6,6 +6,7 @@ announces changes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,19 @@ from PySide6.QtCore import QObject, Signal
 from diat_studio.core.faces import Face
 from diat_studio.core.image_io import Photo
 from diat_studio.core.regions import Polygon, RegionKind, region_polygon
+
+
+@dataclass(frozen=True)
+class EditRecipe:
+    """What an applied edit did, enough to redo it on the photo it was applied to: the model and its
+    settings, the faces it edited and the mask polygons it used (crash recovery replays these)."""
+
+    model: str
+    label: str
+    strength: float
+    feather: float
+    faces: tuple[int, ...]
+    polygons: tuple[Polygon, ...]
 
 
 class PhotoDocument(QObject):
@@ -30,6 +44,8 @@ class PhotoDocument(QObject):
         self.selected: set[int] = set(range(len(faces)))
         self._polygons: dict[tuple[int, RegionKind], Polygon] = {}
         self.saved_path: Path | None = photo.source_path
+        self.applied: list[EditRecipe] = []
+        """The edits that made `pixels` from `original`, in order (kept in step by the undo commands)."""
 
     @property
     def path(self) -> Path | None:
@@ -39,6 +55,14 @@ class PhotoDocument(QObject):
         self.pixels = pixels
         self.pixels_changed.emit()
 
+    def apply(self, recipe: EditRecipe, pixels: np.ndarray) -> None:
+        self.applied.append(recipe)
+        self.set_pixels(pixels)
+
+    def unapply(self, pixels: np.ndarray) -> None:
+        self.applied.pop()
+        self.set_pixels(pixels)
+
     def current_photo(self) -> Photo:
         return self.photo.with_pixels(self.pixels)
 
@@ -47,6 +71,10 @@ class PhotoDocument(QObject):
     def polygon(self, face: int, region: RegionKind) -> Polygon:
         """The mask polygon of a face's region: the user's edit, or the one built from the landmarks."""
         return self._polygons.get((face, region)) or region_polygon(region, self.faces[face].landmarks)
+
+    def edited_masks(self) -> dict[tuple[int, RegionKind], Polygon]:
+        """The masks the user reshaped (the others follow the landmarks)."""
+        return dict(self._polygons)
 
     def is_mask_edited(self, face: int, region: RegionKind) -> bool:
         return (face, region) in self._polygons

@@ -66,7 +66,7 @@ class EditsPanel(QWidget):
         super().__init__(parent)
         self.models = QListWidget()
         self.models.setWordWrap(True)
-        self.models.currentItemChanged.connect(lambda *_: self.model_changed.emit(self.current_entry()))
+        self.models.currentItemChanged.connect(self._on_current_changed)
         self.empty = QLabel()
         self.empty.setWordWrap(True)
         self.empty.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -74,7 +74,7 @@ class EditsPanel(QWidget):
         self.strength.setRange(0, 100)
         self.strength.setValue(100)
         self.strength_label = QLabel("100%")
-        self.strength.valueChanged.connect(lambda v: self.strength_label.setText(f"{v}%"))
+        self.strength.valueChanged.connect(self._on_strength_changed)
         self.feather = QSlider(Qt.Orientation.Horizontal)
         self.feather.setRange(0, 50)
         self.feather.setValue(round(DEFAULT_FEATHER * 100))
@@ -87,9 +87,15 @@ class EditsPanel(QWidget):
         self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
+        policy = self.progress.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)  # the buttons above must not move when it appears
+        self.progress.setSizePolicy(policy)
         self.progress.setVisible(False)
         self.status = QLabel()
         self.status.setWordWrap(True)
+        self.status.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.status.setMinimumHeight(3 * self.status.fontMetrics().lineSpacing())
+        """Why Apply is disabled; room for three lines, so a reason appearing moves nothing."""
 
         strength_row = QHBoxLayout()
         strength_row.addWidget(self.strength)
@@ -108,6 +114,18 @@ class EditsPanel(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         self.set_entries([])
+
+    def _on_current_changed(self, *_args: object) -> None:
+        self.model_changed.emit(self.current_entry())
+
+    def _on_strength_changed(self, value: int) -> None:
+        self.strength_label.setText(f"{value}%")
+
+    def set_apply_state(self, enabled: bool, reason: str) -> None:
+        """Enable Apply, or disable it and say why (below the buttons and in the tooltip)."""
+        self.apply_button.setEnabled(enabled)
+        self.apply_button.setToolTip(reason or "Apply the selected edit to the selected faces (Ctrl+Enter)")
+        self.status.setText(reason)
 
     def set_registry(self, registry: ModelRegistry, include_experimental: bool) -> None:
         """List the registry's models, experimental ones only if `include_experimental`."""
@@ -168,7 +186,9 @@ class EditsPanel(QWidget):
         return self.feather.value() / 100.0
 
     def set_busy(self, busy: bool) -> None:
-        self.apply_button.setEnabled(not busy)
+        """An edit started or ended (the window then sets Apply's state and reason)."""
+        if busy:
+            self.apply_button.setEnabled(False)
         self.cancel_button.setEnabled(busy)
         self.progress.setVisible(busy)
         if busy:

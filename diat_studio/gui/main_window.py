@@ -1,38 +1,32 @@
-"""The main window: wires the canvas, panels, menus and background jobs to the open document."""
+"""The main window: wires the canvas, panels, menus and background jobs to the open document.
+
+File work (open, save, export, drops) is in file_actions.py, hold-to-compare in compare.py, the crash
+journal in recovery.py and restoring from it in restore.py.
+"""
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import (
-    QAction,
-    QCloseEvent,
-    QDragEnterEvent,
-    QDropEvent,
-    QKeyEvent,
-    QKeySequence,
-    QUndoStack,
-)
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QUndoStack
 from PySide6.QtWidgets import (
     QApplication,
-    QDockWidget,
-    QFileDialog,
     QLabel,
     QListWidget,
-    QListWidgetItem,
     QMainWindow,
     QMessageBox,
-    QSlider,
     QUndoView,
     QVBoxLayout,
     QWidget,
 )
 
 from diat_studio.core.faces import Face, FaceDetector
-from diat_studio.core.image_io import EXTENSION_FORMATS, Photo, is_image_path, load_photo, save_photo
+from diat_studio.core.image_io import Photo
 from diat_studio.core.inference import (
     Device,
     ProviderReport,
@@ -45,22 +39,34 @@ from diat_studio.core.regions import RegionKind
 from diat_studio.core.registry import ModelEntry, ModelRegistry
 from diat_studio.gui.banner import MessageBanner
 from diat_studio.gui.batch_dialog import BatchDialog
+from diat_studio.gui.busy import BusyIndicator
 from diat_studio.gui.canvas import PhotoCanvas
 from diat_studio.gui.commands import ApplyEditCommand, SetMaskCommand
-from diat_studio.gui.document import PhotoDocument
+from diat_studio.gui.compare import CompareKeyFilter
+from diat_studio.gui.document import EditRecipe, PhotoDocument
 from diat_studio.gui.edits_panel import EditsPanel
+from diat_studio.gui.file_actions import FileActions
 from diat_studio.gui.help_dialogs import show_about, show_keys
+from diat_studio.gui.recovery import ANSWER_ENV, RecoveryJournal, RecoveryState, find_abandoned
+from diat_studio.gui.restore import SessionRestorer
 from diat_studio.gui.settings import AppSettings
 from diat_studio.gui.settings_dialog import SettingsDialog
 from diat_studio.gui.theme import apply_theme
+from diat_studio.gui.window_menus import WindowMenus
 from diat_studio.gui.workers import Job, JobRunner
 
-IMAGE_FILTER = "Images (" + " ".join(f"*{ext}" for ext in EXTENSION_FORMATS) + ")"
-COMPARE_KEY = Qt.Key.Key_Backslash
 
+class MainWindow(FileActions, WindowMenus, QMainWindow):
+    models_loaded = Signal()
+    """The model registry was (re)loaded."""
 
-class MainWindow(QMainWindow):
-    def __init__(self, settings: AppSettings | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        settings: AppSettings | None = None,
+        parent: QWidget | None = None,
+        *,
+        journal: RecoveryJournal | None = None,
+    ) -> None:
         super().__init__(parent)
         self.settings = settings or AppSettings()
         self.setWindowTitle("DIAT Studio")
@@ -72,7 +78,17 @@ class MainWindow(QMainWindow):
         self.document: PhotoDocument | None = None
         self.undo_stack = QUndoStack(self)
         self.undo_stack.cleanChanged.connect(self._update_title)
+        self.undo_stack.indexChanged.connect(self._journal_later)
+        self.undo_stack.cleanChanged.connect(self._journal_later)
         self.edit_job: Job | None = None
+        self.open_job: Job | None = None
+        self.models_ready = False
+        self.restorer: SessionRestorer | None = None
+        self.journal = journal or RecoveryJournal(parent=self)
+        self.journal.failed.connect(self._on_journal_failed)
+        self._journal_timer = QTimer(self)
+        self._journal_timer.setSingleShot(True)
+        self._journal_timer.timeout.connect(self._journal_now)
         self.batch_dialog: BatchDialog | None = None
         self._detectors: dict[str, FaceDetector] = {}
         self._detector_lock = threading.Lock()
@@ -80,7 +96,9 @@ class MainWindow(QMainWindow):
         self.canvas = PhotoCanvas()
         self.canvas.face_clicked.connect(self._on_face_clicked)
         self.canvas.mask_changed.connect(self._on_mask_changed)
-        self.canvas.zoom_changed.connect(lambda zoom: self.zoom_label.setText(f"{zoom * 100:.0f}%"))
+        self.canvas.zoom_changed.connect(self._on_zoom_changed)
+        self.canvas.photo_dropped.connect(self.open_path)
+        self.compare_filter = CompareKeyFilter(self, self.canvas.set_show_before)
         self.banner = MessageBanner()
         central = QWidget()
         layout = QVBoxLayout(central)
@@ -91,7 +109,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         self.edits = EditsPanel()
-        self.edits.model_changed.connect(lambda _entry: self._refresh_masks())
+        self.edits.model_changed.connect(self._on_model_changed)
         self.edits.apply_requested.connect(self.apply_edit)
         self.edits.cancel_requested.connect(self.cancel_edit)
         self.faces_list = QListWidget()
@@ -106,134 +124,15 @@ class MainWindow(QMainWindow):
         self.provider_label = QLabel("Checking the execution device…")
         self.timing_label = QLabel("")
         self.zoom_label = QLabel("")
-        for widget in (self.timing_label, self.zoom_label, self.provider_label):
+        self.busy = BusyIndicator()
+        self.busy.cancel_requested.connect(self.cancel_open)
+        for widget in (self.busy, self.timing_label, self.zoom_label, self.provider_label):
             self.statusBar().addPermanentWidget(widget)
         self._build_actions()
         self._restore_window()
         self.reload_models()
         self._probe_device()
         self._update_actions()
-
-    # -- building ----------------------------------------------------------------------------------------
-
-    def _add_dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(f"dock-{title}")
-        dock.setWidget(widget)
-        self.addDockWidget(area, dock)
-        return dock
-
-    def _action(
-        self, text: str, slot: object, shortcut: QKeySequence | str | None = None, checkable: bool = False
-    ) -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        action.setCheckable(checkable)
-        action.triggered.connect(slot)  # type: ignore[arg-type]
-        return action
-
-    def _build_actions(self) -> None:
-        key = QKeySequence.StandardKey
-        self.open_action = self._action("&Open…", self.choose_file, key.Open)
-        self.save_action = self._action("&Save", self.save, key.Save)
-        self.save_as_action = self._action("Save &As…", self.save_as, key.SaveAs)
-        self.export_action = self._action("Export &comparison…", self.export_comparison)
-        self.batch_action = self._action("&Batch process folder…", self.open_batch_dialog, "Ctrl+B")
-        self.quit_action = self._action("&Quit", self.close, key.Quit)
-        self.undo_action = self.undo_stack.createUndoAction(self, "&Undo")
-        self.undo_action.setShortcuts([QKeySequence(key.Undo)])
-        self.redo_action = self.undo_stack.createRedoAction(self, "&Redo")
-        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
-        self.reset_mask_action = self._action("Reset &mask from landmarks", self.reset_masks, "Ctrl+R")
-        self.settings_action = self._action("&Settings…", self.open_settings, key.Preferences)
-        self.zoom_in_action = self._action("Zoom &in", self.canvas.zoom_in, key.ZoomIn)
-        self.zoom_out_action = self._action("Zoom &out", self.canvas.zoom_out, key.ZoomOut)
-        self.fit_action = self._action("&Fit to window", self.canvas.fit, "Ctrl+0")
-        self.actual_action = self._action("&100%", self.canvas.actual_size, "Ctrl+1")
-        self.boxes_action = self._action("Show face &boxes", self.canvas.show_boxes, "B", checkable=True)
-        self.landmarks_action = self._action(
-            "Show &landmarks", self.canvas.show_landmarks, "L", checkable=True
-        )
-        self.boxes_action.setChecked(True)
-        self.landmarks_action.setChecked(True)
-        self.split_action = self._action("&Split before/after", self._toggle_split, "S", checkable=True)
-        self.split_slider = QSlider(Qt.Orientation.Horizontal)
-        self.split_slider.setRange(0, 100)
-        self.split_slider.setValue(50)
-        self.split_slider.setMaximumWidth(160)
-        self.split_slider.setToolTip("Where the split between before (left) and after (right) is")
-        self.split_slider.valueChanged.connect(lambda _v: self._toggle_split(self.split_action.isChecked()))
-        self.compare_action = self._action("Hold to compare (\\)", lambda: None)
-        self.compare_action.setToolTip("Press and hold (or hold \\) to see the photo before the edits")
-        self.select_all_action = self._action("Select &all faces", self.select_all_faces, "Ctrl+A")
-        self.detect_action = self._action("&Detect faces again", self.detect_again)
-        self.apply_action = self._action("&Apply selected edit", self.apply_edit, "Ctrl+Return")
-        self.reload_action = self._action("&Reload models", self.reload_models)
-        self.about_action = self._action("&About DIAT Studio", self.show_about)
-        self.keys_action = self._action("&Keyboard and mouse", self.show_keys)
-
-        bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        file_menu.addAction(self.open_action)
-        self.recent_menu = file_menu.addMenu("Open &recent")
-        self.recent_menu.aboutToShow.connect(self._fill_recent)
-        for action in (self.save_action, self.save_as_action, self.export_action, self.batch_action):
-            file_menu.addAction(action)
-        file_menu.addSeparator()
-        file_menu.addAction(self.quit_action)
-        edit_menu = bar.addMenu("&Edit")
-        for action in (self.undo_action, self.redo_action, self.reset_mask_action):
-            edit_menu.addAction(action)
-        edit_menu.addSeparator()
-        edit_menu.addAction(self.settings_action)
-        view_menu = bar.addMenu("&View")
-        for action in (
-            self.zoom_in_action,
-            self.zoom_out_action,
-            self.fit_action,
-            self.actual_action,
-            self.boxes_action,
-            self.landmarks_action,
-            self.split_action,
-        ):
-            view_menu.addAction(action)
-        faces_menu = bar.addMenu("F&aces")
-        faces_menu.addAction(self.select_all_action)
-        faces_menu.addAction(self.detect_action)
-        edits_menu = bar.addMenu("E&dits")
-        edits_menu.addAction(self.apply_action)
-        edits_menu.addAction(self.reload_action)
-        help_menu = bar.addMenu("&Help")
-        help_menu.addAction(self.keys_action)
-        help_menu.addAction(self.about_action)
-
-        toolbar = self.addToolBar("Main")
-        toolbar.setObjectName("toolbar-main")
-        for action in (
-            self.open_action,
-            self.save_action,
-            self.undo_action,
-            self.redo_action,
-            self.fit_action,
-            self.actual_action,
-            self.boxes_action,
-            self.landmarks_action,
-            self.split_action,
-        ):
-            toolbar.addAction(action)
-        toolbar.addWidget(self.split_slider)
-        toolbar.addAction(self.compare_action)
-        compare_button = toolbar.widgetForAction(self.compare_action)
-        compare_button.pressed.connect(lambda: self.canvas.set_show_before(True))
-        compare_button.released.connect(lambda: self.canvas.set_show_before(False))
-        toolbar.addAction(self.apply_action)
-
-    def _restore_window(self) -> None:
-        if self.settings.geometry is not None:
-            self.restoreGeometry(self.settings.geometry)
-        if self.settings.window_state is not None:
-            self.restoreState(self.settings.window_state)
 
     # -- models ------------------------------------------------------------------------------------------
 
@@ -244,6 +143,10 @@ class MainWindow(QMainWindow):
         job.signals.failed.connect(lambda message: self.banner.show_message("error", message))
         self.jobs.start(job)
 
+    def _on_model_changed(self, _entry: object) -> None:
+        self._refresh_masks()
+        self._update_actions()
+
     def _on_models(self, registry: ModelRegistry) -> None:
         self.registry = registry
         self.edits.set_registry(registry, self.settings.show_experimental)
@@ -251,6 +154,8 @@ class MainWindow(QMainWindow):
             self.batch_dialog.set_models(registry, self.settings.show_experimental)
         self._refresh_masks()
         self._update_actions()
+        self.models_ready = True
+        self.models_loaded.emit()
 
     def current_entry(self) -> ModelEntry | None:
         return self.edits.current_entry()
@@ -268,32 +173,7 @@ class MainWindow(QMainWindow):
                 self._detectors[kind] = FaceDetector(kind)  # type: ignore[arg-type]
             return self._detectors[kind]
 
-    # -- opening -----------------------------------------------------------------------------------------
-
-    def choose_file(self) -> None:
-        start = str(self.document.path.parent) if self.document and self.document.path else ""
-        path, _ = QFileDialog.getOpenFileName(self, "Open a photo", start, IMAGE_FILTER)
-        if path:
-            self.open_path(Path(path))
-
-    def open_path(self, path: Path) -> Job | None:
-        if not self._confirm_discard():
-            return None
-        self.statusBar().showMessage(f"Opening {path.name}…")
-
-        def load(job: Job) -> tuple[Photo, list[Face]]:
-            photo = load_photo(path)
-            job.report("Finding faces", 0.5)
-            return photo, self.detector().detect(photo.pixels)
-
-        job = Job(load, name="open")
-        job.signals.finished.connect(lambda result: self._on_opened(path, *result))
-        job.signals.failed.connect(lambda message: self._on_open_failed(path, message))
-        return self.jobs.start(job)
-
-    def _on_open_failed(self, path: Path, message: str) -> None:
-        self.banner.show_message("error", f"Could not open {path.name}: {message}")
-        self.statusBar().showMessage(f"Could not open {path.name}", 8000)
+    # -- opening (the rest is in file_actions.py) ---------------------------------------------------------
 
     def _on_opened(self, path: Path, photo: Photo, faces: list[Face]) -> None:
         self.undo_stack.clear()
@@ -301,6 +181,7 @@ class MainWindow(QMainWindow):
         self.document.pixels_changed.connect(self._on_pixels_changed)
         self.document.masks_changed.connect(self._refresh_masks)
         self.document.selection_changed.connect(self._on_selection_changed)
+        self.document.selection_changed.connect(self._journal_later)
         self.canvas.clear()
         self.canvas.set_images(photo.pixels, photo.pixels)
         self.canvas.set_faces(faces, self.document.selected)
@@ -308,6 +189,7 @@ class MainWindow(QMainWindow):
         self._fill_faces_list()
         self._refresh_masks()
         self.settings.add_recent(path)
+        self.remember_folder(path)
         self.undo_stack.setClean()
         if not faces:
             self.banner.show_message(
@@ -331,21 +213,20 @@ class MainWindow(QMainWindow):
         self._update_title()
         self._update_actions()
 
-    def detect_again(self) -> None:
-        if self.document is not None and self.document.path is not None:
-            self.open_path(self.document.path)
-
     # -- faces and masks ---------------------------------------------------------------------------------
 
     def _fill_faces_list(self) -> None:
+        """One row per face, numbered like the boxes on the photo (rows are reused, not rebuilt)."""
+        faces = self.document.faces if self.document is not None else []
         self.faces_list.blockSignals(True)
-        self.faces_list.clear()
-        if self.document is not None:
-            for index, face in enumerate(self.document.faces):
-                label = f"Face {index + 1} — {face.box.width:.0f}×{face.box.height:.0f} px"
-                item = QListWidgetItem(label + (" (largest)" if index == 0 else ""))
-                self.faces_list.addItem(item)
-                item.setSelected(index in self.document.selected)
+        if self.faces_list.count() != len(faces):
+            self.faces_list.clear()
+            self.faces_list.addItems([""] * len(faces))
+        for index, face in enumerate(faces):
+            item = self.faces_list.item(index)
+            label = f"Face {index + 1} — {face.box.width:.0f}×{face.box.height:.0f} px"
+            item.setText(label + (" (largest)" if index == 0 else ""))
+            item.setSelected(index in self.document.selected)  # type: ignore[union-attr]
         self.faces_list.blockSignals(False)
 
     def _on_faces_list_selection(self) -> None:
@@ -399,6 +280,7 @@ class MainWindow(QMainWindow):
     # -- editing -----------------------------------------------------------------------------------------
 
     def apply_edit(self) -> Job | None:
+        """Apply the chosen edit to the selected faces, with their current masks."""
         document, entry, region = self.document, self.current_entry(), self.current_region()
         if document is None or entry is None or region is None or self.edit_job is not None:
             return None
@@ -408,10 +290,26 @@ class MainWindow(QMainWindow):
                 "warning", "Select at least one face to edit (click a face on the photo)."
             )
             return None
+        strength = self.edits.strength_value
+        name = entry.manifest.display_name if entry.manifest else entry.name
+        recipe = EditRecipe(
+            model=entry.name,
+            label=f"{name} ({strength:.0%})" if strength < 1 else name,
+            strength=strength,
+            feather=self.edits.feather_value,
+            faces=tuple(faces),
+            polygons=tuple(document.polygon(i, region) for i in faces),
+        )
+        return self.run_edit(entry, recipe)
+
+    def run_edit(self, entry: ModelEntry, recipe: EditRecipe) -> Job | None:
+        """Run one edit in the background; when it is done it goes on the undo stack."""
+        document = self.document
+        if document is None or self.edit_job is not None:
+            return None
         before = document.pixels
-        chosen = [document.faces[i] for i in faces]
-        polygons = [document.polygon(i, region) for i in faces]
-        strength, feather, device = self.edits.strength_value, self.edits.feather_value, self.settings.device
+        chosen = [document.faces[i] for i in recipe.faces]
+        device = self.settings.device
 
         def run(job: Job) -> tuple[EditResult, ProviderReport]:
             job.report("Loading model", 0.0)
@@ -420,19 +318,17 @@ class MainWindow(QMainWindow):
                 before,
                 chosen,
                 model,
-                strength=strength,
-                polygons=polygons,
-                feather=feather,
+                strength=recipe.strength,
+                polygons=list(recipe.polygons),
+                feather=recipe.feather,
                 progress=job.report,
                 is_cancelled=job.is_cancelled,
             )
             return result, model.providers
 
         job = Job(run, name="edit")
-        name = entry.manifest.display_name if entry.manifest else entry.name
-        label = f"{name} ({strength:.0%})" if strength < 1 else name
         job.signals.progress.connect(self.edits.show_progress)
-        job.signals.finished.connect(lambda result: self._on_edited(before, label, *result))
+        job.signals.finished.connect(lambda result: self._on_edited(before, recipe, *result))
         job.signals.failed.connect(
             lambda message: self.banner.show_message("error", f"The edit failed: {message}")
         )
@@ -444,14 +340,17 @@ class MainWindow(QMainWindow):
         return self.jobs.start(job)
 
     def _on_edited(
-        self, before: np.ndarray, label: str, result: EditResult, providers: ProviderReport
+        self, before: np.ndarray, recipe: EditRecipe, result: EditResult, providers: ProviderReport
     ) -> None:
         if self.document is None or self.document.pixels is not before:
             return  # the photo changed while the edit ran (another photo was opened)
-        self.undo_stack.push(ApplyEditCommand(self.document, before, result.pixels, label))
+        self.undo_stack.push(ApplyEditCommand(self.document, before, result.pixels, recipe))
         timings = " · ".join(f"{step} {1000 * seconds:.0f} ms" for step, seconds in result.timings.items())
         self.timing_label.setText(timings)
         self._update_provider(providers)
+        if self.masks_action.isChecked():
+            self.masks_action.setChecked(False)  # the outline and its tint would cover the result
+            self.statusBar().showMessage("Masks hidden to show the result: View → Show masks (M)", 8000)
 
     def _on_edit_done(self) -> None:
         self.edit_job = None
@@ -473,91 +372,12 @@ class MainWindow(QMainWindow):
         if report.message and self.settings.device is Device.CUDA:
             self.banner.show_message("warning", report.message)
 
-    # -- comparison --------------------------------------------------------------------------------------
-
-    def _toggle_split(self, enabled: bool) -> None:
-        self.canvas.set_split(self.split_slider.value() / 100.0 if enabled else None)
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        if event.key() == COMPARE_KEY and not event.isAutoRepeat():
-            self.canvas.set_show_before(True)
-            return
-        super().keyPressEvent(event)
-
-    def keyReleaseEvent(self, event: QKeyEvent) -> None:
-        if event.key() == COMPARE_KEY and not event.isAutoRepeat():
-            self.canvas.set_show_before(False)
-            return
-        super().keyReleaseEvent(event)
-
-    # -- saving ------------------------------------------------------------------------------------------
-
-    def save(self) -> Job | None:
-        document = self.document
-        if document is None:
-            return None
-        target = document.saved_path
-        if target is None or (document.path is not None and target == document.path):
-            return self.save_as()
-        return self.save_to(target)
-
-    def save_as(self) -> Job | None:
-        document = self.document
-        if document is None:
-            return None
-        source = document.path or Path("photo.jpg")
-        suggestion = source.with_name(f"{source.stem}-edited{source.suffix or '.jpg'}")
-        path, _ = QFileDialog.getSaveFileName(self, "Save the edited photo", str(suggestion), IMAGE_FILTER)
-        return self.save_to(Path(path)) if path else None
-
-    def save_to(self, path: Path) -> Job | None:
-        document = self.document
-        if document is None:
-            return None
-        photo = document.current_photo()
-        quality = self.settings.jpeg_quality
-        job = Job(lambda _job: save_photo(photo, path, quality=quality), name="save")
-        index = self.undo_stack.index()
-
-        def saved(written: Path) -> None:
-            document.saved_path = written
-            if self.undo_stack.index() == index:
-                self.undo_stack.setClean()
-            self.statusBar().showMessage(f"Saved {written}", 8000)
-
-        job.signals.finished.connect(saved)
-        job.signals.failed.connect(lambda message: self.banner.show_message("error", f"Not saved: {message}"))
-        return self.jobs.start(job)
-
-    def export_comparison(self) -> Job | None:
-        document = self.document
-        if document is None:
-            return None
-        source = document.path or Path("photo.jpg")
-        suggestion = source.with_name(f"{source.stem}-before-after.jpg")
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Export a before/after image", str(suggestion), IMAGE_FILTER
-        )
-        return self.export_comparison_to(Path(path)) if path else None
-
-    def export_comparison_to(self, path: Path) -> Job:
-        assert self.document is not None
-        original, current = self.document.original, self.document.pixels
-        gap = np.full((original.shape[0], max(original.shape[1] // 100, 4), 3), 255, np.uint8)
-        side_by_side = Photo(np.hstack([original, gap, current]), format="JPEG")
-        job = Job(lambda _job: save_photo(side_by_side, path), name="export")
-        job.signals.finished.connect(
-            lambda written: self.statusBar().showMessage(f"Exported {written}", 8000)
-        )
-        job.signals.failed.connect(
-            lambda message: self.banner.show_message("error", f"Not exported: {message}")
-        )
-        return self.jobs.start(job)
-
     # -- dialogs -----------------------------------------------------------------------------------------
 
     def open_batch_dialog(self) -> BatchDialog:
         if self.batch_dialog is None or not self.batch_dialog.isVisible():
+            if self.batch_dialog is not None:
+                self.batch_dialog.deleteLater()
             self.batch_dialog = BatchDialog(
                 self.registry,
                 self.sessions,
@@ -565,6 +385,7 @@ class MainWindow(QMainWindow):
                 self.settings.device,
                 self,
                 include_experimental=self.settings.show_experimental,
+                settings=self.settings,
             )
             if self.current_entry() is not None:
                 self.batch_dialog.set_edits([self.current_entry().name])  # type: ignore[union-attr]
@@ -574,9 +395,12 @@ class MainWindow(QMainWindow):
 
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.settings, self)
-        if dialog.exec():
-            dialog.store()
-            self.apply_settings()
+        try:
+            if dialog.exec():
+                dialog.store()
+                self.apply_settings()
+        finally:
+            dialog.deleteLater()  # a child of the window: not left to be deleted at exit
 
     def apply_settings(self) -> None:
         app = QApplication.instance()
@@ -598,33 +422,41 @@ class MainWindow(QMainWindow):
     def show_keys(self) -> None:
         show_keys(self)
 
-    def _fill_recent(self) -> None:
-        self.recent_menu.clear()
-        for path in self.settings.recent_files:
-            action = self.recent_menu.addAction(str(path))
-            action.triggered.connect(lambda _checked=False, p=path: self.open_path(p))
-        if not self.settings.recent_files:
-            self.recent_menu.addAction("(none)").setEnabled(False)
-
     # -- state -------------------------------------------------------------------------------------------
 
     def _update_title(self, clean: bool | None = None) -> None:
         if clean is None:
             clean = self.undo_stack.isClean()
-        name = self.document.path.name if self.document and self.document.path else "DIAT Studio"
-        dirty = "*" if self.document is not None and not clean else ""
-        self.setWindowTitle(f"{name}{dirty} — DIAT Studio" if self.document else "DIAT Studio")
+        document = self.document
+        shown = (document.saved_path or document.path) if document is not None else None
+        name = shown.name if shown is not None else "Untitled"
+        dirty = "*" if document is not None and not clean else ""
+        self.setWindowTitle(f"{name}{dirty} — DIAT Studio" if document is not None else "DIAT Studio")
+
+    def apply_blocker(self) -> str:
+        """Why Apply cannot run now ("" when it can)."""
+        document = self.document
+        if self.edit_job is not None:
+            return "An edit is running (Cancel stops it)."
+        if document is None:
+            return "Open a photo first (File → Open)."
+        if not document.faces:
+            return "No face was found in this photo: try the CNN detector in Settings."
+        if self.current_entry() is None:
+            if not self.registry.visible(self.settings.show_experimental):
+                return "No usable edit model is installed (see the Edits list for why)."
+            return "Choose an edit in the Edits list."
+        if not document.selected:
+            return "Select a face to edit: click it on the photo or in the Faces list."
+        return ""
 
     def _update_actions(self) -> None:
         has_doc = self.document is not None
-        can_edit = (
-            has_doc
-            and self.current_entry() is not None
-            and bool(self.document.selected)  # type: ignore[union-attr]
-            and self.edit_job is None
-        )
-        self.apply_action.setEnabled(can_edit)
-        self.edits.apply_button.setEnabled(can_edit)
+        reason = self.apply_blocker()
+        self.apply_action.setEnabled(not reason)
+        self.apply_action.setToolTip(reason or "Apply the selected edit to the selected faces (Ctrl+Enter)")
+        self.apply_action.setStatusTip(reason)
+        self.edits.set_apply_state(not reason, reason)
         for action in (
             self.save_action,
             self.save_as_action,
@@ -635,47 +467,67 @@ class MainWindow(QMainWindow):
         ):
             action.setEnabled(has_doc)
 
-    def _confirm_discard(self) -> bool:
-        """True when there is nothing unsaved, or the user saved or chose to discard it."""
-        if self.document is None or self.undo_stack.isClean():
-            return True
-        answer = QMessageBox.question(
+    # -- crash recovery ----------------------------------------------------------------------------------
+
+    def _journal_later(self, *_args: object) -> None:
+        """Journal the document once the current change is complete (several signals fire per change)."""
+        self._journal_timer.start(0)
+
+    def _journal_now(self) -> None:
+        document = self.document
+        dirty = document is not None and not self.undo_stack.isClean()
+        self.journal.record(RecoveryState.of(document) if dirty else None)  # type: ignore[arg-type]
+
+    def _on_journal_failed(self, message: str) -> None:
+        self.banner.show_message("warning", message)
+
+    def check_recovery(self, ask: Callable[[str], bool] | None = None) -> SessionRestorer | None:
+        """After a crash: offer to restore the newest session that did not close normally.
+
+        `ask(description)` decides (default: a dialog, or the DIAT_STUDIO_RESTORE variable when set)."""
+        abandoned = find_abandoned(self.journal.folder)
+        restorer = None
+        for index, found in enumerate(abandoned):
+            if index == 0 and found.state is not None:
+                if (ask or self._ask_restore)(found.state.describe()):
+                    restorer = SessionRestorer(self, found.state)
+                found.discard()
+            elif found.state is None:
+                found.discard()  # unreadable: nothing could be restored from it
+            else:
+                found.lock.unlock()  # offered again at the next start
+        if restorer is not None:
+            self.restorer = restorer
+            restorer.start()
+        return restorer
+
+    def _ask_restore(self, description: str) -> bool:
+        answer = os.environ.get(ANSWER_ENV, "").strip().lower()
+        if answer in ("yes", "no"):
+            return answer == "yes"
+        reply = QMessageBox.question(
             self,
-            "Unsaved changes",
-            "The photo has unsaved edits. Save them first?",
-            QMessageBox.StandardButton.Save
-            | QMessageBox.StandardButton.Discard
-            | QMessageBox.StandardButton.Cancel,
+            "Restore unsaved work?",
+            f"DIAT Studio did not close normally last time. Restore the unsaved work on {description}?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
         )
-        if answer == QMessageBox.StandardButton.Save:
-            job = self.save()
-            if job is None:
-                return False
-            self.jobs.wait()
-            return self.undo_stack.isClean()
-        return answer == QMessageBox.StandardButton.Discard
+        return reply == QMessageBox.StandardButton.Yes
 
     # -- Qt events ---------------------------------------------------------------------------------------
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        urls = event.mimeData().urls()
-        if urls and urls[0].isLocalFile() and is_image_path(urls[0].toLocalFile()):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        self.open_path(Path(event.mimeData().urls()[0].toLocalFile()))
-        event.acceptProposedAction()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self._confirm_discard():
             event.ignore()
             return
         self.cancel_edit()
+        self.cancel_open(quiet=True)
         if self.batch_dialog is not None:
             self.batch_dialog.close()
         self.settings.geometry = self.saveGeometry()
         self.settings.window_state = self.saveState()
         self.jobs.wait(10000)
+        self._journal_timer.stop()
+        self.journal.close()  # a normal exit: nothing to restore next time
         event.accept()
 
 

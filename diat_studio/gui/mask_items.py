@@ -26,25 +26,26 @@ HANDLE_RADIUS = 5.0
 
 
 class VertexHandle(QGraphicsEllipseItem):
-    def __init__(self, owner: MaskPolygonItem, index: int, point: tuple[float, float]) -> None:
-        super().__init__(-HANDLE_RADIUS, -HANDLE_RADIUS, 2 * HANDLE_RADIUS, 2 * HANDLE_RADIUS)
+    """A draggable vertex: a child of its polygon item (which sits at the scene origin)."""
+
+    def __init__(self, owner: MaskPolygonItem, index: int) -> None:
+        super().__init__(-HANDLE_RADIUS, -HANDLE_RADIUS, 2 * HANDLE_RADIUS, 2 * HANDLE_RADIUS, owner)
         self.owner = owner
         self.index = index
-        self.setPos(QPointF(*point))
         self.setFlags(
             QGraphicsItem.GraphicsItemFlag.ItemIsMovable
             | QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
             | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges
             | QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations
         )
-        self.setZValue(30)
+        self.setZValue(10)
         self.setCursor(Qt.CursorShape.SizeAllCursor)
         self.setPen(QPen(QColor(0, 0, 0), 1))
         self.setBrush(QBrush(MASK_COLOUR))
         self.setToolTip("Drag to move · Delete to remove · double-click the outline to add a vertex")
 
     def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: object) -> object:
-        if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged:
+        if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged and not self.owner.placing:
             self.owner.vertex_moved(self.index, self.pos())
         elif change == QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged:
             self.setBrush(QBrush(QColor(255, 140, 0) if self.isSelected() else MASK_COLOUR))
@@ -56,21 +57,48 @@ class VertexHandle(QGraphicsEllipseItem):
 
 
 class MaskPolygonItem(QGraphicsPathItem):
-    """One face's mask outline with its vertex handles (added to the scene by the canvas)."""
+    """One face's mask outline with its vertex handles (its children).
 
-    def __init__(self, face: int, polygon: Polygon, on_change: Callable[[int, Polygon], None]) -> None:
+    The canvas reuses these items (`set_polygon`) rather than creating new ones for every change: see
+    canvas.py for why."""
+
+    def __init__(self, on_change: Callable[[int, Polygon], None]) -> None:
         super().__init__()
-        self.face = face
-        self.polygon = polygon
-        self.points = [QPointF(x, y) for x, y in polygon.points]
         self.on_change = on_change
+        self.face = -1
+        self.polygon: Polygon | None = None
+        self.points: list[QPointF] = []
+        self.handles: list[VertexHandle] = []
+        self._handle_pool: list[VertexHandle] = []
         self.moved = False
+        self.placing = False
+        """True while `set_polygon` positions the handles (not a user's drag)."""
         pen = QPen(MASK_COLOUR, 2, Qt.PenStyle.DashLine)
         pen.setCosmetic(True)
         self.setPen(pen)
         self.setBrush(QBrush(QColor(0, 200, 255, 40)))
         self.setZValue(20)
-        self.handles = [VertexHandle(self, i, point) for i, point in enumerate(polygon.points)]
+
+    def set_polygon(self, face: int, polygon: Polygon) -> None:
+        """Show `polygon` as face `face`'s mask: handles are reused, added only when more are needed."""
+        self.face = face
+        self.polygon = polygon
+        self.points = [QPointF(x, y) for x, y in polygon.points]
+        self.moved = False
+        while len(self._handle_pool) < len(self.points):
+            self._handle_pool.append(VertexHandle(self, len(self._handle_pool)))
+        self.handles = self._handle_pool[: len(self.points)]
+        self.placing = True
+        try:
+            for handle, point in zip(self.handles, self.points, strict=True):
+                handle.setSelected(False)
+                handle.setPos(point)
+                handle.setVisible(True)
+            for handle in self._handle_pool[len(self.points) :]:
+                handle.setSelected(False)
+                handle.setVisible(False)
+        finally:
+            self.placing = False
         self._rebuild()
 
     def _rebuild(self) -> None:
@@ -104,6 +132,8 @@ class MaskPolygonItem(QGraphicsPathItem):
         QTimer.singleShot(0, lambda: self.on_change(self.face, polygon))
 
     def mouseDoubleClickEvent(self, event: QGraphicsSceneMouseEvent) -> None:
+        if self.polygon is None:
+            return
         point = event.scenePos()
         edge, distance = self.polygon.nearest_edge(point.x(), point.y())
         if distance <= self.edge_tolerance():
@@ -116,7 +146,7 @@ class MaskPolygonItem(QGraphicsPathItem):
     def delete_selected_vertex(self) -> bool:
         """Remove the selected handle's vertex (a polygon keeps at least 3). True if one was removed."""
         selected = [handle.index for handle in self.handles if handle.isSelected()]
-        if not selected or len(self.points) <= 3:
+        if self.polygon is None or not self.isVisible() or not selected or len(self.points) <= 3:
             return False
         polygon = self.polygon.delete_vertex(selected[0])
         QTimer.singleShot(0, lambda: self.on_change(self.face, polygon))

@@ -1,4 +1,5 @@
-"""Persistent settings (QSettings): device, theme, detector, model folders, experimental models, recents."""
+"""Persistent settings (QSettings): device, theme, detector, model folders, experimental models, recents,
+the folders the file dialogs and the batch dialog last used."""
 
 from __future__ import annotations
 
@@ -90,6 +91,23 @@ class AppSettings:
         path = Path(path).resolve()
         recent = [p for p in self.recent_files if p != path]
         self.store.setValue("recent_files", [str(p) for p in [path, *recent][:MAX_RECENT]])
+
+    @property
+    def last_folder(self) -> Path | None:
+        """The folder a file dialog last opened or saved in."""
+        value = str(self._get("dialogs/last_folder", ""))
+        return Path(value) if value else None
+
+    @last_folder.setter
+    def last_folder(self, folder: Path) -> None:
+        self.store.setValue("dialogs/last_folder", str(folder))
+
+    def batch_folder(self, which: str) -> str:
+        """The batch dialog's last `input` or `output` folder ("" if none)."""
+        return str(self._get(f"batch/{which}", ""))
+
+    def set_batch_folder(self, which: str, folder: str) -> None:
+        self.store.setValue(f"batch/{which}", folder)
 
     @property
     def geometry(self) -> QByteArray | None:

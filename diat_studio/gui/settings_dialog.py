@@ -60,9 +60,7 @@ class SettingsDialog(QDialog):
         add = QPushButton("Add folder…")
         add.clicked.connect(self._add_folder)
         remove = QPushButton("Remove")
-        remove.clicked.connect(
-            lambda: [self.folders.takeItem(self.folders.row(i)) for i in self.folders.selectedItems()]
-        )
+        remove.clicked.connect(self._remove_folders)
         self.experimental = QCheckBox("Show experimental models")
         self.experimental.setChecked(settings.show_experimental)
         self.experimental.setToolTip(
@@ -97,6 +95,13 @@ class SettingsDialog(QDialog):
         if report.message:
             text += f"\n{report.message}"
         self.active.setText(text)
+
+    def _remove_folders(self) -> None:
+        # A method, not a lambda: a lambda holding `self`, connected to a child's signal, kept the dialog's
+        # wrapper alive until Qt deleted the child at exit, and dropping it then deleted the dialog a
+        # second time ("QObject: shared QObject was deleted directly", then heap corruption).
+        for item in self.folders.selectedItems():
+            self.folders.takeItem(self.folders.row(item))
 
     def _add_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Add a models folder")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,46 +10,13 @@ from PIL import Image
 from PySide6.QtCore import QEvent, QPointF, QSettings, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication
 
-from diat_studio.core.paths import resource_path
 from diat_studio.core.regions import RegionKind
 from diat_studio.gui.images import from_qimage
 from diat_studio.gui.main_window import MainWindow
 from diat_studio.gui.settings import AppSettings
-
-SAMPLE = resource_path("sample", "astronaut.jpg")
-TIMEOUT = 60_000
-
-
-@pytest.fixture()
-def window(monkeypatch, qtbot, tmp_path: Path, models_root: Path, isolated_user_dirs) -> Iterator[MainWindow]:
-    # monkeypatch comes first so it is undone last: after pytest-qt has closed the window too.
-    monkeypatch.setattr(QMessageBox, "question", lambda *_a, **_k: QMessageBox.StandardButton.Discard)
-    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    settings.model_folders = [models_root]
-    settings.device = "cpu"  # type: ignore[assignment]
-    main = MainWindow(settings)
-    qtbot.addWidget(main)
-    main.show()
-    qtbot.waitUntil(lambda: main.edits.current_entry() is not None, timeout=TIMEOUT)
-    main.edits.select_model("redden-mouth")
-    yield main
-    main.close()
-
-
-def finish(qtbot, job) -> None:
-    """Wait until a background job is done and all its signals have reached the window."""
-    assert job is not None
-    qtbot.waitUntil(lambda: job.completed, timeout=TIMEOUT)
-
-
-def open_photo(qtbot, window: MainWindow, path: Path) -> None:
-    finish(qtbot, window.open_path(path))
-
-
-def canvas_pixels(window: MainWindow) -> np.ndarray:
-    return from_qimage(window.canvas.photo.after.toImage())
+from tests.gui.helpers import SAMPLE, TIMEOUT, canvas_pixels, finish, open_photo
 
 
 def drag(view, start: QPointF, end: QPointF) -> None:
