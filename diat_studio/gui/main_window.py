@@ -310,6 +310,7 @@ class MainWindow(FileActions, WindowMenus, QMainWindow):
         before = document.pixels
         chosen = [document.faces[i] for i in recipe.faces]
         device = self.settings.device
+        detail = self.settings.keep_detail
 
         def run(job: Job) -> tuple[EditResult, ProviderReport]:
             job.report("Loading model", 0.0)
@@ -323,6 +324,7 @@ class MainWindow(FileActions, WindowMenus, QMainWindow):
                 feather=recipe.feather,
                 progress=job.report,
                 is_cancelled=job.is_cancelled,
+                detail=detail,
             )
             return result, model.providers
 

@@ -84,6 +84,19 @@ class AppSettings:
         self.store.setValue("show_experimental", bool(value))
 
     @property
+    def keep_detail(self) -> bool:
+        """Paste edits back on the photo's own fine detail (diat_studio.core.compositing); off pastes the
+        enlarged edited crop itself, for comparisons."""
+        value = self._get("keep_detail", True)
+        if isinstance(value, str):  # INI files and some platforms give back text
+            return value.strip().lower() in ("true", "1", "yes", "on")
+        return bool(value)
+
+    @keep_detail.setter
+    def keep_detail(self, value: bool) -> None:
+        self.store.setValue("keep_detail", bool(value))
+
+    @property
     def recent_files(self) -> list[Path]:
         return [Path(p) for p in self._list("recent_files")]
 

@@ -67,6 +67,12 @@ class SettingsDialog(QDialog):
             "Experimental models do not pass their quality bar yet (their model cards say why). They stay\n"
             "installed; this shows them, marked (experimental), in the edit list and the batch dialog."
         )
+        self.keep_detail = QCheckBox("Keep the photo's detail when pasting an edit back")
+        self.keep_detail.setChecked(settings.keep_detail)
+        self.keep_detail.setToolTip(
+            "On: the model's change is added to the photo's own full-resolution detail (sharp at any size).\n"
+            "Off: the edited face is the model's enlarged crop (soft on large faces), for comparisons."
+        )
         folder_buttons = QHBoxLayout()
         folder_buttons.addWidget(add)
         folder_buttons.addWidget(remove)
@@ -76,6 +82,7 @@ class SettingsDialog(QDialog):
         form.addRow("Extra model folders", self.folders)
         form.addRow("", folder_buttons)
         form.addRow("", self.experimental)
+        form.addRow("Paste-back", self.keep_detail)
         form.addRow("Theme", self.theme)
         form.addRow("Face detector", self.detector)
         form.addRow("JPEG / WebP quality", self.quality)
@@ -114,4 +121,5 @@ class SettingsDialog(QDialog):
         self.settings.detector = self.detector.currentData()
         self.settings.jpeg_quality = self.quality.value()
         self.settings.show_experimental = self.experimental.isChecked()
+        self.settings.keep_detail = self.keep_detail.isChecked()
         self.settings.model_folders = [Path(self.folders.item(i).text()) for i in range(self.folders.count())]
