@@ -1,7 +1,8 @@
 """`diat-studio`: the desktop app, plus the headless `batch`, `models` and `info` commands.
 
-Exit codes: 0 all done, 1 some files failed, 2 bad usage (nothing was processed), 130 cancelled.
-User errors print one clear line; tracebacks are for bugs only.
+Exit codes: 0 all done, 1 some files failed (or the batch report could not be written), 2 bad usage
+(nothing was processed), 130 cancelled by Ctrl-C, 143 stopped by SIGTERM. User errors print one clear line;
+tracebacks are for bugs only — Ctrl-C at any moment, startup included, prints one line.
 
 Experimental models (below their quality bar) are hidden as in the window: `batch` refuses them and
 `models` leaves them out unless `--experimental` is given.
@@ -24,11 +25,37 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CANCELLED = 130
+EXIT_TERMINATED = 143
 
 _COMMANDS = ("batch", "models", "info")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C before a command could install its own handling (imports, models)
+        pass
+    except Exception as exc:
+        if not _interrupted(exc):
+            raise
+    print("\ndiat-studio: interrupted", file=sys.stderr)
+    return EXIT_CANCELLED
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether `exc` is Ctrl-C in disguise: extension modules re-raise a KeyboardInterrupt that hits their
+    initialisation as another error (onnxruntime: ImportError "initialization failed")."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in _COMMANDS:
         parser = _parser()
@@ -77,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (1-100)")
     batch.add_argument(
         "--max-megapixels",
-        type=float,
+        type=_megapixels,
         default=100.0,
         metavar="MP",
         help="refuse larger images before decoding them (default 100)",
@@ -130,6 +157,29 @@ def _strength(text: str) -> float:
     return value
 
 
+#: Above any image a computer can hold (10^12 pixels), and small enough that the pixel count stays an int.
+_MAX_MEGAPIXELS = 1_000_000.0
+
+
+def _megapixels(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value <= _MAX_MEGAPIXELS:  # NaN fails this too
+        raise argparse.ArgumentTypeError(
+            f"must be a number of megapixels above 0 and at most {_MAX_MEGAPIXELS:.0f}, got {text!r}"
+        )
+    return value
+
+
+def _shown(text: str) -> str:
+    """A file name or message safe to print on a terminal: control characters become escapes."""
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text
+    )
+
+
 def _error(message: str) -> None:
     print(f"diat-studio: error: {message}", file=sys.stderr)
 
@@ -138,7 +188,7 @@ def _error(message: str) -> None:
 
 
 def _run_batch(options: argparse.Namespace) -> int:
-    from diat_studio.core.batch import BatchError, BatchRunner, BatchSettings, FileResult
+    from diat_studio.core.batch import BatchError, BatchRunner, BatchSettings, FileResult, ReportError
     from diat_studio.core.errors import DiatError
     from diat_studio.core.faces import FaceDetector
     from diat_studio.core.inference import Device, SessionCache, load_attribute_model
@@ -147,9 +197,6 @@ def _run_batch(options: argparse.Namespace) -> int:
 
     if not 1 <= options.quality <= 100:
         _error(f"--quality must be 1-100, got {options.quality}")
-        return EXIT_USAGE
-    if options.max_megapixels <= 0:
-        _error(f"--max-megapixels must be positive, got {options.max_megapixels}")
         return EXIT_USAGE
     try:
         registry = ModelRegistry.default(options.models_dir)
@@ -174,39 +221,64 @@ def _run_batch(options: argparse.Namespace) -> int:
             recursive=options.recursive,
             allow_output_in_input=options.allow_output_in_input,
             jpeg_quality=options.quality,
-            max_pixels=int(options.max_megapixels * 1_000_000),
+            max_pixels=max(1, round(options.max_megapixels * 1_000_000)),
         )
         bar = ProgressBar(sys.stderr, enabled=not options.quiet)
 
         def progress(done: int, total: int, result: FileResult) -> None:
-            bar.update(done, total, f"{result.path}: {result.status.value}")
+            bar.update(done, total, _shown(f"{result.path}: {result.status.value}"))
 
         runner = BatchRunner(
             options.input_dir, options.output_dir, models, FaceDetector(options.detector), settings, progress
         )
     except (BatchError, DiatError) as exc:
+        if _interrupted(exc):
+            raise KeyboardInterrupt from None
         _error(str(exc))
         return EXIT_USAGE
 
-    def on_interrupt(_signum: int, _frame: FrameType | None) -> None:
-        print("\ndiat-studio: cancelling after the current file…", file=sys.stderr)
+    stopped_by: list[int] = []
+
+    def on_stop(signum: int, _frame: FrameType | None) -> None:
+        if stopped_by:  # asked twice: stop now (the file in progress is dropped, its temporary file removed)
+            raise KeyboardInterrupt
+        stopped_by.append(signum)
+        print(
+            "\ndiat-studio: cancelling after the current file… (Ctrl-C again to stop at once)",
+            file=sys.stderr,
+        )
         runner.cancel()
 
-    previous = signal.signal(signal.SIGINT, on_interrupt)
+    # A signal ignored by whoever started us (`nohup`, a background job) stays ignored.
+    stoppers = [
+        signum for signum in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(signum) != signal.SIG_IGN
+    ]
+    previous = {signum: signal.signal(signum, on_stop) for signum in stoppers}
     try:
         report = runner.run()
+    except ReportError as exc:
+        bar.finish()
+        _error(f"{exc} — the batch stopped; the photos written so far are complete")
+        return EXIT_FAILED
     except BatchError as exc:
         _error(str(exc))
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        bar.finish()
+        print("diat-studio: stopped; run the same command again to resume", file=sys.stderr)
+        return EXIT_TERMINATED if signal.SIGTERM in stopped_by else EXIT_CANCELLED
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     bar.finish()
     for result in report.results:
         if result.status.value == "error":
-            print(f"failed: {result.path}: {result.reason}", file=sys.stderr)
-    print(f"{report.summary()} — report: {Path(report.output_dir) / 'diat-studio-report.json'}")
+            print(_shown(f"failed: {result.path}: {result.reason}"), file=sys.stderr)
+        elif result.warning:
+            print(_shown(f"warning: {result.path}: {result.warning}"), file=sys.stderr)
+    print(f"{report.summary()} — report: {_shown(str(Path(report.output_dir) / 'diat-studio-report.json'))}")
     if report.cancelled:
-        return EXIT_CANCELLED
+        return EXIT_TERMINATED if signal.SIGTERM in stopped_by else EXIT_CANCELLED
     return EXIT_FAILED if report.failed else EXIT_OK
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ import pytest
 from PIL import Image
 
 from diat_studio.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from tests.core.tmpfs import small_tmpfs
 
 
 @pytest.fixture()
@@ -193,3 +196,196 @@ def test_models_hides_experimental_models_unless_asked(
     (line,) = [line for line in out.splitlines() if line.startswith("redden-eyes")]
     assert "Redden eyes (experimental)" in line
     assert "available, EXPERIMENTAL" in out and "not listed" not in out
+
+
+# -- issue 12: batch, nothing lost, nothing misreported -------------------------------------------------
+
+
+def batch_argv(photos: Path, out: Path, models_root: Path, *extra: str) -> list[str]:
+    edit = ["--edit", "redden-mouth", "--device", "cpu", "--models-dir", str(models_root)]
+    return ["batch", str(photos), str(out), *edit, *extra]
+
+
+def many_photos(folder: Path, astronaut: np.ndarray, count: int) -> Path:
+    folder.mkdir()
+    for index in range(count):
+        Image.fromarray(np.roll(astronaut, index, axis=1)).save(folder / f"{index}.jpg", quality=90)
+    return folder
+
+
+def start_batch(argv: list[str], isolated_user_dirs: Path, *, ready: bool = False) -> subprocess.Popen[str]:
+    """`diat-studio batch` in a real process; with `ready`, it prints "ready" just before calling main()."""
+    env = {**os.environ, "XDG_DATA_HOME": str(isolated_user_dirs), "OMP_NUM_THREADS": "1"}
+    if ready:
+        code = (
+            "import sys\nfrom diat_studio.cli import main\n"
+            "print('ready', flush=True)\nsys.exit(main(sys.argv[1:]))"
+        )
+        command = [sys.executable, "-c", code, *argv]
+    else:
+        command = [sys.executable, "-m", "diat_studio", *argv]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for_line(stream, prefix: str) -> list[str]:
+    lines = []
+    for line in stream:
+        lines.append(line)
+        if line.startswith(prefix):
+            return lines
+    raise AssertionError(f"the process ended without printing {prefix!r}: {''.join(lines)}")
+
+
+def test_1_batch_on_a_full_disk_exits_1_and_names_the_file(
+    tmp_path: Path, astronaut: np.ndarray, models_root: Path, isolated_user_dirs, capsys
+) -> None:
+    import cv2
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(cv2.resize(astronaut, (1600, 1600))).save(folder / "big.jpg", quality=95)
+    with small_tmpfs(tmp_path / "out", "160k") as out:
+        code = main(batch_argv(folder, out, models_root, "-q"))
+        captured = capsys.readouterr()
+        assert code == EXIT_FAILED
+        assert "failed: big.jpg:" in captured.err and "No space left on device" in captured.err
+        assert "1 files: 0 done, 0 no face, 0 skipped, 1 failed" in captured.out
+        assert sorted(p.name for p in out.iterdir()) == ["diat-studio-report.csv", "diat-studio-report.json"]
+
+
+def test_4_a_second_batch_into_a_busy_output_folder_is_refused_with_its_name(
+    photos: Path, tmp_path: Path, models_root: Path, isolated_user_dirs, capsys
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(out / ".diat-studio.lock")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        assert main(batch_argv(photos, out, models_root, "-q")) == EXIT_USAGE
+        err = capsys.readouterr().err
+        assert err.startswith("diat-studio: error: another batch is already writing to ")
+        assert str(out) in err and len(err.strip().splitlines()) == 1
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(batch_argv(photos, out, models_root, "-q")) == EXIT_OK  # the holder died: so did its lock
+
+
+LOCK_HOLDER = (
+    "import fcntl, sys, time\n"
+    "handle = open(sys.argv[1], 'w')\n"
+    "fcntl.flock(handle, fcntl.LOCK_EX)\n"
+    "print('locked', flush=True)\n"
+    "time.sleep(120)\n"
+)
+
+
+def test_5_a_report_that_cannot_be_written_is_an_error(
+    photos: Path, tmp_path: Path, models_root: Path, isolated_user_dirs, capsys
+) -> None:
+    out = tmp_path / "out"
+    (out / "diat-studio-report.json").mkdir(parents=True)
+    code = main(batch_argv(photos, out, models_root, "-q"))
+    captured = capsys.readouterr()
+    assert code != EXIT_OK
+    assert "diat-studio-report.json is a folder, so the report cannot be written there" in captured.err
+    assert "report:" not in captured.out
+    assert sorted(p.name for p in out.iterdir()) == ["diat-studio-report.json"]
+
+
+def test_6_sigterm_stops_cleanly_like_ctrl_c_and_the_batch_resumes(
+    tmp_path: Path, astronaut: np.ndarray, models_root: Path, isolated_user_dirs
+) -> None:
+    folder = many_photos(tmp_path / "in", astronaut, 6)
+    out = tmp_path / "out"
+    process = start_batch(batch_argv(folder, out, models_root), isolated_user_dirs)
+    assert process.stderr is not None
+    wait_for_line(process.stderr, "[1/6]")
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert "Traceback" not in err and "cancelling after the current file" in err
+    report = json.loads((out / "diat-studio-report.json").read_text(encoding="utf-8"))
+    done = {row["path"] for row in report["results"] if row["status"] == "done"}
+    assert report["cancelled"] is True and 1 <= len(done) < 6
+    assert {p.name for p in out.glob("*.jpg")} == done  # every output is in the report, no .part file
+    again = subprocess.run(
+        [sys.executable, "-m", "diat_studio", *batch_argv(folder, out, models_root, "-q")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "XDG_DATA_HOME": str(isolated_user_dirs)},
+        timeout=300,
+    )
+    assert again.returncode == EXIT_OK, again.stderr
+    assert (
+        f"6 files: 6 done, 0 no face, 0 skipped, 0 failed ({len(done)} already done earlier)" in again.stdout
+    )
+
+
+def test_6_a_hard_kill_loses_at_most_the_file_in_progress(
+    tmp_path: Path, astronaut: np.ndarray, models_root: Path, isolated_user_dirs
+) -> None:
+    folder = many_photos(tmp_path / "in", astronaut, 6)
+    out = tmp_path / "out"
+    process = start_batch(batch_argv(folder, out, models_root), isolated_user_dirs)
+    assert process.stderr is not None
+    wait_for_line(process.stderr, "[3/6]")
+    process.kill()
+    process.wait(timeout=60)
+    report = json.loads((out / "diat-studio-report.json").read_text(encoding="utf-8"))
+    done = {row["path"] for row in report["results"] if row["status"] == "done"}
+    assert {"0.jpg", "1.jpg", "2.jpg"} <= done
+    assert len({p.name for p in out.glob("*.jpg")} - done) <= 1  # at most the file in progress
+    stale = list(out.glob(".diat-*.part"))
+    again = subprocess.run(
+        [sys.executable, "-m", "diat_studio", *batch_argv(folder, out, models_root, "-q")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "XDG_DATA_HOME": str(isolated_user_dirs)},
+        timeout=300,
+    )
+    assert again.returncode == EXIT_OK, again.stderr
+    assert f"({len(done)} already done earlier)" in again.stdout
+    assert not any(path.exists() for path in stale) and not list(out.glob(".diat-*"))
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.3, 0.8, 1.5])
+def test_7_ctrl_c_at_any_moment_prints_one_line_and_exits_130(
+    tmp_path: Path, astronaut: np.ndarray, models_root: Path, isolated_user_dirs, delay: float
+) -> None:
+    folder = many_photos(tmp_path / "in", astronaut, 30)  # still running after the longest delay
+    process = start_batch(
+        batch_argv(folder, tmp_path / "out", models_root, "-q"), isolated_user_dirs, ready=True
+    )
+    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("diat-studio:") or " — cancelled" in last, err
+
+
+def test_7_a_report_file_that_is_not_ours_is_refused(
+    photos: Path, tmp_path: Path, models_root: Path, isolated_user_dirs, capsys
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "diat-studio-report.json").write_text("[]")
+    assert main(batch_argv(photos, out, models_root, "-q")) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "diat-studio-report.json exists and is not a DIAT Studio batch report: move it away" in err
+    assert (out / "diat-studio-report.json").read_text() == "[]"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1", "0", "1e400", "many"])
+def test_10_max_megapixels_must_be_a_finite_positive_number(
+    photos: Path, tmp_path: Path, models_root: Path, isolated_user_dirs, capsys, value: str
+) -> None:
+    assert main(batch_argv(photos, tmp_path / "out", models_root, f"--max-megapixels={value}")) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "argument --max-megapixels:" in err and value in err
+    assert not (tmp_path / "out").exists()

@@ -1,58 +1,67 @@
 """Batch processing of a folder of photos into an output folder.
 
-Guarantees: inputs are only read (never modified, never overwritten); outputs mirror the inputs' relative
-paths and are written atomically; every file gets a status in a JSON and a CSV report (written after each
-file, so a killed run loses nothing); a re-run with the same settings resumes — files already finished
-with those settings, unchanged since, are not redone; a run can be cancelled between two files.
+Guarantees: inputs are only read (never modified, never overwritten; only regular files are opened);
+outputs mirror the inputs' relative paths, stay inside the output folder, and are written atomically (a full
+disk is an `error`, never a truncated file); every entry of the input folder gets a status and a reason in a
+JSON and a CSV report, rewritten atomically after each file that took work, so a killed run loses at most
+the file in progress; a re-run with the same settings resumes — files already finished with those settings,
+unchanged since, are not redone; one batch at a time per output folder (a lock the kernel drops if the
+process dies); a run can be cancelled between two files.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
+import math
 import os
+import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
-from enum import Enum
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
-from diat_studio import __version__
+from diat_studio.core.atomic_files import (
+    TEMP_PREFIX,
+    TEMP_SUFFIX,
+    FolderLock,
+    FolderLockedError,
+    remove_stale_temporaries,
+    utf8_text,
+)
+from diat_studio.core.batch_inputs import InputEntry, scan_inputs
+from diat_studio.core.batch_report import (
+    FINAL,
+    REPORT_CSV,
+    REPORT_JSON,
+    BatchError,
+    BatchReport,
+    FileResult,
+    FileStatus,
+    ReportError,
+    check_report_paths,
+    read_previous,
+    write_report,
+)
 from diat_studio.core.errors import DiatError
 from diat_studio.core.faces import FaceDetector
-from diat_studio.core.image_io import (
-    DEFAULT_JPEG_QUALITY,
-    DEFAULT_MAX_PIXELS,
-    atomic_write_bytes,
-    is_image_path,
-    load_photo,
-    save_photo,
-)
+from diat_studio.core.image_io import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_PIXELS, load_photo, save_photo
 from diat_studio.core.inference import AttributeModel
 from diat_studio.core.pipeline import DEFAULT_FEATHER, FaceSelection, edit_photo, select_faces
 
-REPORT_JSON = "diat-studio-report.json"
-REPORT_CSV = "diat-studio-report.csv"
-_REPORT_NAMES = frozenset({REPORT_JSON, REPORT_CSV})
-
-
-class BatchError(DiatError):
-    """The batch cannot start (bad folders, nothing to write to). Nothing was read or written."""
-
-
-class FileStatus(str, Enum):
-    DONE = "done"
-    NO_FACE = "no face"
-    SKIPPED = "skipped"
-    ERROR = "error"
-
-
-#: Statuses that a resumed run keeps instead of redoing (errors are always retried).
-_FINAL = frozenset({FileStatus.DONE, FileStatus.NO_FACE, FileStatus.SKIPPED})
+__all__ = [
+    "REPORT_CSV",
+    "REPORT_JSON",
+    "BatchError",
+    "BatchReport",
+    "BatchRunner",
+    "BatchSettings",
+    "FileResult",
+    "FileStatus",
+    "ProgressCallback",
+    "ReportError",
+]
 
 
 @dataclass(frozen=True)
@@ -65,77 +74,6 @@ class BatchSettings:
     jpeg_quality: int = DEFAULT_JPEG_QUALITY
     feather: float = DEFAULT_FEATHER
     max_pixels: int = DEFAULT_MAX_PIXELS
-
-
-@dataclass
-class FileResult:
-    path: str
-    """Input path relative to the input folder (POSIX separators)."""
-    status: FileStatus
-    reason: str = ""
-    output: str = ""
-    """Output path relative to the output folder, when one was written."""
-    faces: int = 0
-    seconds: float = 0.0
-    resumed: bool = False
-    """True when this result was carried over from an earlier run instead of redone."""
-    fingerprint: str = ""
-    input_size: int = -1
-    input_mtime_ns: int = -1
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["status"] = self.status.value
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FileResult:
-        known = {key: data[key] for key in cls.__dataclass_fields__ if key in data}
-        known["status"] = FileStatus(known["status"])
-        return cls(**known)
-
-
-@dataclass
-class BatchReport:
-    input_dir: str
-    output_dir: str
-    edits: list[str]
-    settings: dict[str, Any]
-    fingerprint: str
-    results: list[FileResult] = field(default_factory=list)
-    cancelled: bool = False
-    started: float = 0.0
-    finished: float = 0.0
-    version: str = __version__
-
-    def counts(self) -> dict[str, int]:
-        counts = {status.value: 0 for status in FileStatus}
-        for result in self.results:
-            counts[result.status.value] += 1
-        return counts
-
-    @property
-    def failed(self) -> int:
-        return sum(1 for result in self.results if result.status is FileStatus.ERROR)
-
-    def summary(self) -> str:
-        counts = self.counts()
-        resumed = sum(1 for result in self.results if result.resumed)
-        text = (
-            f"{len(self.results)} files: {counts['done']} done, {counts['no face']} no face, "
-            f"{counts['skipped']} skipped, {counts['error']} failed"
-        )
-        if resumed:
-            text += f" ({resumed} already done earlier)"
-        if self.cancelled:
-            text += " — cancelled"
-        return text
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["results"] = [result.to_dict() for result in self.results]
-        data["counts"] = self.counts()
-        return data
 
 
 ProgressCallback = Callable[[int, int, FileResult], None]
@@ -156,8 +94,7 @@ class BatchRunner:
     ) -> None:
         if not models:
             raise BatchError("no edit given: choose at least one model")
-        if not 0.0 <= settings.strength <= 1.0:
-            raise BatchError(f"strength must be between 0 and 1, got {settings.strength}")
+        _check_settings(settings)
         self.input_dir = Path(input_dir).resolve()
         self.output_dir = Path(output_dir).resolve()
         self.models = list(models)
@@ -172,15 +109,39 @@ class BatchRunner:
         self._cancelled = True
 
     def input_files(self) -> list[Path]:
-        """Every file the batch will report on, in a stable order."""
-        return sorted(
-            self._walk(self.input_dir), key=lambda path: path.relative_to(self.input_dir).as_posix()
-        )
+        """Every entry the batch will report on, in a stable order."""
+        return [entry.path for entry in self._entries()]
 
     def run(self) -> BatchReport:
+        """Process every file; raises BatchError when the batch cannot start (or ReportError when its
+        report cannot be written, which stops it: the outputs written so far are complete)."""
         self._prepare_output()
-        previous = self._previous_results()
-        files = self.input_files()
+        lock = FolderLock(self.output_dir)
+        try:
+            lock.acquire()
+        except FolderLockedError:
+            raise BatchError(
+                f"another batch is already writing to {self.output_dir}: wait for it to finish, or choose "
+                "another output folder"
+            ) from None
+        except OSError as exc:
+            raise BatchError(
+                f"cannot lock the output folder {self.output_dir} ({exc.strerror or exc})"
+            ) from exc
+        try:
+            return self._run_locked()
+        finally:
+            lock.release()
+
+    def _run_locked(self) -> BatchReport:
+        remove_stale_temporaries(self.output_dir)  # only ours, and only now that no other batch runs here
+        check_report_paths(self.output_dir)
+        previous = {
+            key: row
+            for key, row in read_previous(self.output_dir).items()
+            if row.status in FINAL and row.fingerprint == self.fingerprint
+        }
+        entries = self._entries()
         report = BatchReport(
             input_dir=str(self.input_dir),
             output_dir=str(self.output_dir),
@@ -188,24 +149,25 @@ class BatchRunner:
             settings=asdict(self.settings),
             fingerprint=self.fingerprint,
             started=time.time(),
+            pending=list(previous.values()),
         )
-        last_write = 0.0
-        for index, path in enumerate(files):
+        for index, entry in enumerate(entries):
             if self._cancelled:
                 report.cancelled = True
                 break
-            relative = path.relative_to(self.input_dir).as_posix()
-            result = self._resumable(relative, path, previous.get(relative))
+            result = self._resumable(entry, previous.pop(entry.relative, None))
+            worked = result is None and entry.status is None
             if result is None:
-                result = self._process(path, relative)
+                result = self._process(entry) if entry.status is None else self._decided(entry)
             report.results.append(result)
-            if time.monotonic() - last_write > 1.0 or index == len(files) - 1:
-                self._write_report(report)
-                last_write = time.monotonic()
+            if worked:  # rows that took no work are the same on a re-run: they ride with the next write
+                report.pending = list(previous.values())
+                write_report(report, self.output_dir)
             if self.progress is not None:
-                self.progress(index + 1, len(files), result)
+                self.progress(index + 1, len(entries), result)
         report.finished = time.time()
-        self._write_report(report)
+        report.pending = list(previous.values())
+        write_report(report, self.output_dir)
         return report
 
     # -- folders ---------------------------------------------------------------------------------------
@@ -228,7 +190,7 @@ class BatchRunner:
         try:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             # A real write, not os.access(): permissions, read-only mounts and ACLs all show up here.
-            fd, probe = tempfile.mkstemp(prefix=".diat-write-test-", dir=self.output_dir)
+            fd, probe = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=self.output_dir)
             os.close(fd)
             os.unlink(probe)
         except OSError as exc:
@@ -236,32 +198,36 @@ class BatchRunner:
                 f"cannot write to the output folder {self.output_dir} ({exc.strerror or exc})"
             ) from exc
 
-    def _walk(self, folder: Path) -> Iterator[Path]:
-        try:
-            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
-        except OSError:
-            return
-        for entry in entries:
-            path = Path(entry.path)
-            if path.resolve() == self.output_dir:
-                continue  # never read our own outputs as inputs
-            if entry.is_dir():
-                if self.settings.recursive:
-                    yield from self._walk(path)
-            elif entry.is_file() and not entry.name.startswith(".") and entry.name not in _REPORT_NAMES:
-                yield path
+    def _entries(self) -> list[InputEntry]:
+        return scan_inputs(self.input_dir, recursive=self.settings.recursive, exclude=self.output_dir)
+
+    def _output_path(self, relative: str) -> Path | None:
+        """Where the output of `relative` goes, or None when its folder leads outside the output folder
+        (a link in the way): outputs are never written, nor trusted on resume, outside it. (A link in
+        place of the output itself is harmless: the atomic rename replaces the link, not its target.)"""
+        output = self.output_dir / relative
+        real_root = os.path.realpath(self.output_dir)
+        real_parent = os.path.realpath(output.parent)
+        if os.path.commonpath([real_root, real_parent]) != real_root:
+            return None
+        return output
 
     # -- one file --------------------------------------------------------------------------------------
 
-    def _process(self, path: Path, relative: str) -> FileResult:
+    def _decided(self, entry: InputEntry) -> FileResult:
+        """The row of an entry classified without reading it (skipped, or an error such as a link loop)."""
+        assert entry.status is not None
+        return FileResult.for_input(
+            entry.relative, entry.status, reason=utf8_text(entry.reason), fingerprint=self.fingerprint
+        )
+
+    def _process(self, entry: InputEntry) -> FileResult:
         started = time.perf_counter()
-        result = FileResult(relative, FileStatus.SKIPPED, fingerprint=self.fingerprint)
+        path, relative = entry.path, entry.relative
+        result = FileResult.for_input(relative, FileStatus.SKIPPED, fingerprint=self.fingerprint)
         try:
-            stat = path.stat()
-            result.input_size, result.input_mtime_ns = stat.st_size, stat.st_mtime_ns
-            if not is_image_path(path):
-                result.reason = "not an image"
-                return result
+            info = path.stat()
+            result.input_size, result.input_mtime_ns = info.st_size, info.st_mtime_ns
             photo = load_photo(path, max_pixels=self.settings.max_pixels)
             faces = select_faces(self.detector.detect(photo.pixels), self.settings.faces)
             result.faces = len(faces)
@@ -274,35 +240,45 @@ class BatchRunner:
                 pixels = edit_photo(
                     pixels, faces, model, strength=self.settings.strength, feather=self.settings.feather
                 ).pixels
-            output = self.output_dir / relative
+            output = self._output_path(relative)
+            if output is None:
+                raise BatchError(f"the output for {path.name} would be written outside the output folder")
             output.parent.mkdir(parents=True, exist_ok=True)
             save_photo(photo.with_pixels(pixels), output, quality=self.settings.jpeg_quality, protect=[path])
             result.status = FileStatus.DONE
-            result.output = relative
+            result.output = utf8_text(relative)
+            if photo.frames > 1:
+                result.warning = (
+                    f"only the first of its {photo.frames} frames/pages was edited: the output has that one"
+                )
         except DiatError as exc:
             result.status = FileStatus.ERROR
-            result.reason = str(exc).replace(str(path), path.name)
+            result.reason = utf8_text(str(exc).replace(str(path), path.name))
         except OSError as exc:
             result.status = FileStatus.ERROR
-            result.reason = f"{exc.strerror or exc}"
+            result.reason = utf8_text(f"{exc.strerror or exc}")
         except Exception as exc:  # one broken file must never stop the batch
             result.status = FileStatus.ERROR
-            result.reason = f"unexpected {type(exc).__name__}: {exc}"
+            result.reason = utf8_text(f"unexpected {type(exc).__name__}: {exc}")
         finally:
             result.seconds = round(time.perf_counter() - started, 4)
         return result
 
-    def _resumable(self, relative: str, path: Path, previous: FileResult | None) -> FileResult | None:
-        if previous is None or previous.status not in _FINAL or previous.fingerprint != self.fingerprint:
+    def _resumable(self, entry: InputEntry, previous: FileResult | None) -> FileResult | None:
+        """The earlier row, when it still holds: same settings, same input, and (when done) the output
+        still at its mirrored place inside the output folder — an old report's word is not trusted."""
+        if previous is None or entry.status is not None:
             return None
         try:
-            stat = path.stat()
+            info = entry.path.stat()
         except OSError:
             return None
-        if (stat.st_size, stat.st_mtime_ns) != (previous.input_size, previous.input_mtime_ns):
+        if (info.st_size, info.st_mtime_ns) != (previous.input_size, previous.input_mtime_ns):
             return None
-        if previous.status is FileStatus.DONE and not (self.output_dir / previous.output).is_file():
-            return None
+        if previous.status is FileStatus.DONE:
+            output = self._output_path(entry.relative)
+            if previous.output != utf8_text(entry.relative) or output is None or not _is_plain_file(output):
+                return None
         return replace(previous, resumed=True)
 
     # -- report ----------------------------------------------------------------------------------------
@@ -325,35 +301,25 @@ class BatchRunner:
         }
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
-    def _previous_results(self) -> dict[str, FileResult]:
-        try:
-            data = json.loads((self.output_dir / REPORT_JSON).read_text(encoding="utf-8"))
-            return {item["path"]: FileResult.from_dict(item) for item in data.get("results", [])}
-        except (OSError, ValueError, KeyError, TypeError):
-            return {}
 
-    def _write_report(self, report: BatchReport) -> None:
-        """JSON and CSV, atomically. A report that cannot be written is not worth failing the batch."""
-        try:
-            atomic_write_bytes(
-                self.output_dir / REPORT_JSON,
-                (json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
-            )
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            writer.writerow(["path", "status", "reason", "output", "faces", "seconds", "resumed"])
-            for result in report.results:
-                writer.writerow(
-                    [
-                        result.path,
-                        result.status.value,
-                        result.reason,
-                        result.output,
-                        result.faces,
-                        result.seconds,
-                        result.resumed,
-                    ]
-                )
-            atomic_write_bytes(self.output_dir / REPORT_CSV, buffer.getvalue().encode("utf-8"))
-        except DiatError:
-            pass
+def _is_plain_file(path: Path) -> bool:
+    """A regular file that is not a link (a link could lead anywhere)."""
+    try:
+        return stat.S_ISREG(os.stat(path, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _check_settings(settings: BatchSettings) -> None:
+    if not 0.0 <= settings.strength <= 1.0:  # NaN fails this too
+        raise BatchError(f"strength must be between 0 and 1, got {settings.strength}")
+    if not 1 <= settings.jpeg_quality <= 100:
+        raise BatchError(f"JPEG/WebP quality must be 1-100, got {settings.jpeg_quality}")
+    if not (math.isfinite(settings.feather) and settings.feather >= 0):
+        raise BatchError(f"feather must be a finite number of at least 0, got {settings.feather}")
+    if (
+        isinstance(settings.max_pixels, bool)
+        or not isinstance(settings.max_pixels, int)
+        or settings.max_pixels <= 0
+    ):
+        raise BatchError(f"the pixel limit must be a positive whole number, got {settings.max_pixels}")

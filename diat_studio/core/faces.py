@@ -1,8 +1,9 @@
 """Face detection (dlib HOG, optionally dlib's MMOD CNN) and 68-point landmarks.
 
 Results are plain dataclasses in the coordinates of the image that was passed in, largest face first.
-Detection runs on a downscaled copy (long side at most `max_side`) for speed; landmarks are then
-predicted on the full-resolution image so they are as precise as the photo allows.
+Detection runs on a downscaled copy (long side at most `max_side`) for speed — cut into overlapping tiles
+when the image is a long strip, so its faces are not shrunk away; landmarks are then predicted on the
+full-resolution image so they are as precise as the photo allows.
 """
 
 from __future__ import annotations
@@ -116,22 +117,12 @@ class FaceDetector:
         """All faces in an H×W×3 uint8 RGB image, largest first."""
         _check_rgb(rgb)
         height, width = rgb.shape[:2]
-        scale = min(1.0, self.max_side / max(height, width))
-        work = (
-            rgb
-            if scale == 1.0
-            else cv2.resize(
-                rgb,
-                (max(1, round(width * scale)), max(1, round(height * scale))),
-                interpolation=cv2.INTER_AREA,
-            )
-        )
-        work = np.ascontiguousarray(work)
+        windows = _windows(width, height, self.max_side)
         with self._lock:
-            boxes = self._detect_boxes(work)
+            boxes = self._detect_boxes(rgb, windows)
             faces = []
             for box, score in boxes:
-                full_box = box.scaled(1.0 / scale).clipped(width, height)
+                full_box = box.clipped(width, height)
                 if full_box.area <= 0:
                     continue
                 faces.append(Face(full_box, self._predict(rgb, full_box), score, self.kind))
@@ -144,14 +135,20 @@ class FaceDetector:
         with self._lock:
             return self._predict(rgb, box)
 
-    def _detect_boxes(self, work: np.ndarray) -> list[tuple[Box, float]]:
+    def _detect_boxes(self, rgb: np.ndarray, windows: list[_Window]) -> list[tuple[Box, float]]:
+        """Boxes in full-image coordinates, found in each window's downscaled copy."""
+        works = [window.work(rgb) for window in windows]
         # Auto: a plain pass first; the 2× upsampled pass (4× the cost, and more false positives on
         # clothing and patterns) only when the plain pass finds nothing, i.e. when the faces are small.
         passes = [self.upsample] if self.upsample is not None else [0, 1]
         for upsample in passes:
-            found = self._run_detector(work, upsample)
+            found = [
+                (window.to_image(box), score)
+                for window, work in zip(windows, works, strict=True)
+                for box, score in self._run_detector(work, upsample)
+            ]
             if found:
-                return found
+                return found if len(windows) == 1 else _merge_duplicates(found)
         return []
 
     def _run_detector(self, work: np.ndarray, upsample: int) -> list[tuple[Box, float]]:
@@ -169,6 +166,67 @@ class FaceDetector:
         rect = dlib.rectangle(round(box.left), round(box.top), round(box.right) - 1, round(box.bottom) - 1)
         shape = self._predictor(np.ascontiguousarray(rgb), rect)
         return np.array([(point.x, point.y) for point in shape.parts()], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class _Window:
+    """A part of the image that is searched at `scale` (the whole image, or one tile of a long one)."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+    scale: float
+
+    def work(self, rgb: np.ndarray) -> np.ndarray:
+        crop = rgb[self.top : self.bottom, self.left : self.right]
+        if self.scale == 1.0:
+            return np.ascontiguousarray(crop)
+        size = (max(1, round(crop.shape[1] * self.scale)), max(1, round(crop.shape[0] * self.scale)))
+        return np.ascontiguousarray(cv2.resize(crop, size, interpolation=cv2.INTER_AREA))
+
+    def to_image(self, box: Box) -> Box:
+        scaled = box.scaled(1.0 / self.scale)
+        return Box(
+            scaled.left + self.left, scaled.top + self.top, scaled.right + self.left, scaled.bottom + self.top
+        )
+
+
+def _windows(width: int, height: int, max_side: int) -> list[_Window]:
+    """Where to look, and at which scale.
+
+    Usually the whole image, downscaled so its long side is at most `max_side`. A long strip (more than
+    2:1 and longer than `max_side`) downscaled whole would shrink its faces below what the detector can
+    see (a 20000×200 strip became 1000×10 px), so it is cut into tiles along its long side instead: each
+    at least 2× the short side and `max_side` long, overlapping by one short side — a face is never
+    larger than the short side, so every face lies whole in at least one tile.
+    """
+    long_side, short_side = max(width, height), min(width, height)
+    if long_side <= max_side or long_side <= 2 * short_side:
+        return [_Window(0, 0, width, height, min(1.0, max_side / long_side))]
+    tile = max(2 * short_side, max_side)
+    step = tile - short_side
+    starts = [*range(0, long_side - tile, step), long_side - tile]
+    scale = min(1.0, max_side / tile)
+    if width >= height:
+        return [_Window(start, 0, start + tile, height, scale) for start in starts]
+    return [_Window(0, start, width, start + tile, scale) for start in starts]
+
+
+def _merge_duplicates(found: list[tuple[Box, float]]) -> list[tuple[Box, float]]:
+    """One box per face where tiles overlap: the best-scoring of boxes that mostly cover each other."""
+    kept: list[tuple[Box, float]] = []
+    for box, score in sorted(found, key=lambda item: item[1], reverse=True):
+        if all(_overlap(box, other) < 0.5 for other, _ in kept):
+            kept.append((box, score))
+    return kept
+
+
+def _overlap(a: Box, b: Box) -> float:
+    """Intersection over the smaller box's area (1.0 when one box lies inside the other)."""
+    inter = Box(max(a.left, b.left), max(a.top, b.top), min(a.right, b.right), min(a.bottom, b.bottom))
+    smaller = min(a.area, b.area)
+    return inter.area / smaller if inter.width > 0 and inter.height > 0 and smaller > 0 else 0.0
 
 
 def _box_from_rect(rect: dlib.rectangle) -> Box:

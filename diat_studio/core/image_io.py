@@ -2,16 +2,16 @@
 
 Every photo is processed as upright 8-bit RGB (`Photo.pixels`). What the file had besides that — alpha,
 EXIF, an RGB ICC profile, DPI — rides along in the `Photo` and is written back on save. Loading never
-modifies the file; saving is atomic (temporary file in the destination folder, then rename) and refuses
-to overwrite the photo it was loaded from.
+modifies the file, opens only regular files, and turns every decoder failure into ImageReadError; saving
+encodes in memory, then writes atomically (checked writes to a temporary file in the destination folder,
+fsync, rename: a full disk is an ImageWriteError and leaves no partial file) and refuses to overwrite the
+photo it was loaded from.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -21,7 +21,21 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from diat_studio.core.errors import ImageReadError, ImageTooLargeError, ImageWriteError
+from diat_studio.core.atomic_files import NotRegularFileError, atomic_write_bytes, open_regular
+from diat_studio.core.errors import DiatError, ImageReadError, ImageTooLargeError, ImageWriteError
+
+__all__ = [
+    "DEFAULT_JPEG_QUALITY",
+    "DEFAULT_MAX_PIXELS",
+    "EXTENSION_FORMATS",
+    "SUPPORTED_FORMATS",
+    "Photo",
+    "atomic_write_bytes",
+    "format_for_extension",
+    "is_image_path",
+    "load_photo",
+    "save_photo",
+]
 
 #: Formats we read and write, by Pillow's format name.
 SUPPORTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "TIFF", "BMP")
@@ -46,8 +60,6 @@ DEFAULT_JPEG_QUALITY = 95
 _ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF"})
 _EXIF_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
 _ORIENTATION_TAG = 0x0112
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,8 @@ class Photo:
     source_path: Path | None = None
     source_mode: str = "RGB"
     """Pillow mode of the file before conversion (e.g. "CMYK", "I;16", "P")."""
+    frames: int = 1
+    """Frames or pages in the source file; only the first is in `pixels` (animated WebP/PNG, TIFF pages)."""
 
     @property
     def width(self) -> int:
@@ -96,20 +110,39 @@ def is_image_path(path: str | os.PathLike[str]) -> bool:
 def load_photo(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
     """Read a photo as upright 8-bit RGB.
 
-    Raises ImageReadError (or its subclass ImageTooLargeError) with a message that names the problem.
-    The pixel limit is checked from the header, before any pixel data is decoded.
+    Raises ImageReadError (or its subclass ImageTooLargeError) with a message that names the problem, for
+    every way a file can fail to decode: Pillow's plugins raise ValueError, SyntaxError, struct.error,
+    EOFError, IndexError and more on hostile files. The pixel limit is checked from the header, before any
+    pixel data is decoded. Only regular files are opened (a FIFO would block, a device never ends).
+    Files with several frames (animated WebP/PNG, multi-page TIFF) give their first; `Photo.frames` says so.
     """
     path = Path(path)
-    if not path.exists():
-        raise ImageReadError(f"{path}: file not found")
-    if path.is_dir():
-        raise ImageReadError(f"{path}: is a folder, not an image")
     try:
-        size = path.stat().st_size
+        handle = open_regular(path)
+    except FileNotFoundError as exc:
+        raise ImageReadError(f"{path}: file not found") from exc
+    except NotRegularFileError as exc:
+        if exc.is_folder:
+            raise ImageReadError(f"{path}: is a folder, not an image") from exc
+        raise ImageReadError(f"{path}: not an image file but {exc.kind}") from exc
     except OSError as exc:
         raise ImageReadError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    if size == 0:
-        raise ImageReadError(f"{path}: empty file (0 bytes)")
+    with handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            raise ImageReadError(f"{path}: empty file (0 bytes)")
+        try:
+            return _decode(handle, path, max_pixels)
+        except DiatError:
+            raise
+        except MemoryError as exc:
+            raise ImageReadError(f"{path}: not enough memory to decode this image") from exc
+        except OSError as exc:
+            raise ImageReadError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+        except Exception as exc:  # every decoder failure is the file's problem, never a crash
+            raise ImageReadError(f"{path}: corrupt or unsupported image data ({_describe(exc)})") from exc
+
+
+def _decode(handle: IO[bytes], path: Path, max_pixels: int) -> Photo:
     # Pillow refuses images above 2 × MAX_IMAGE_PIXELS by itself; our own limit is checked below, so
     # only raise Pillow's when the caller allows more than Pillow would.
     if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
@@ -117,15 +150,13 @@ def load_photo(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            image = Image.open(handle)
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(
             f"{path}: image is too large to open safely (over the limit of {_megapixels(max_pixels)})"
         ) from exc
     except UnidentifiedImageError as exc:
         raise ImageReadError(f"{path}: not a recognised image file") from exc
-    except OSError as exc:
-        raise ImageReadError(f"{path}: cannot read ({exc.strerror or exc})") from exc
 
     with image:
         if image.format not in SUPPORTED_FORMATS:
@@ -138,13 +169,27 @@ def load_photo(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
                 f"{path}: {width}×{height} pixels ({_megapixels(width * height)}) is over the limit of "
                 f"{_megapixels(max_pixels)}"
             )
-        if width == 0 or height == 0:
+        if width <= 0 or height <= 0:
             raise ImageReadError(f"{path}: image has no pixels ({width}×{height})")
+        frames = _frame_count(image)
         try:
             image.load()
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageReadError(f"{path}: truncated or corrupt image data ({exc})") from exc
-        return _photo_from_image(image, path)
+            raise ImageReadError(f"{path}: truncated or corrupt image data ({_describe(exc)})") from exc
+        return replace(_photo_from_image(image, path), frames=frames)
+
+
+def _frame_count(image: Image.Image) -> int:
+    """Frames (animation) or pages (TIFF) in the file; 1 when the file cannot say."""
+    try:
+        return max(1, int(getattr(image, "n_frames", 1)))
+    except Exception:  # counting walks every TIFF page: a corrupt later page must not hide the first
+        return 1
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _megapixels(pixels: int) -> str:
@@ -291,8 +336,22 @@ def save_photo(
         options["icc_profile"] = photo.icc_profile
     if photo.dpi and fmt in ("JPEG", "PNG", "TIFF"):
         options["dpi"] = photo.dpi
-    _atomic_write(path, lambda handle: image.save(handle, format=fmt, **options))
+    _atomic_write(path, lambda handle: _encode(image, handle, fmt, options))
     return path
+
+
+def _encode(image: Image.Image, handle: IO[bytes], fmt: str, options: dict[str, object]) -> None:
+    try:
+        image.save(handle, format=fmt, **options)
+    except OSError:
+        if not options.get("optimize"):
+            raise
+        # Into memory, an optimised JPEG must fit a buffer Pillow sizes by guess (2 bytes a pixel at
+        # quality >= 95): detailed or noisy photos overflow it ("broken data stream"). Optimising only
+        # shrinks the Huffman tables, so the same pixels are written without it.
+        handle.seek(0)
+        handle.truncate()
+        image.save(handle, format=fmt, **{**options, "optimize": False})
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -303,31 +362,14 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Run `write(handle)` into a temporary file beside `path`, then rename it over `path`."""
+    """Encode with `write(buffer)` into memory, then write the bytes atomically with checked writes.
+
+    Encoding to memory matters: given a real file, Pillow's JPEG encoder writes to the descriptor itself
+    and ignores a short write, so a full disk gave a silently truncated photo.
+    """
+    buffer = io.BytesIO()
     try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    except OSError as exc:
-        raise ImageWriteError(f"{path}: cannot write to {path.parent} ({exc.strerror or exc})") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp_name, 0o666 & ~_UMASK)
-        os.replace(temp_name, path)
-    except OSError as exc:
-        _remove_quietly(temp_name)
-        raise ImageWriteError(f"{path}: cannot write ({exc.strerror or exc})") from exc
-    except BaseException:
-        _remove_quietly(temp_name)
-        raise
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write bytes atomically (used for reports and manifests as well as images)."""
-    _atomic_write(Path(path), lambda handle: handle.write(data))
-
-
-def _remove_quietly(name: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(name)
+        write(buffer)
+    except (OSError, ValueError) as exc:
+        raise ImageWriteError(f"{path}: cannot encode the image ({_describe(exc)})") from exc
+    atomic_write_bytes(path, buffer.getvalue())

@@ -52,6 +52,31 @@ def test_two_faces_are_found_largest_first(astronaut: np.ndarray, detector: Face
     assert faces[0].box.center[0] < 512 < faces[1].box.center[0]
 
 
+@pytest.mark.parametrize("vertical", [False, True], ids=["20000x200", "200x20000"])
+def test_faces_in_a_long_strip_are_found(
+    astronaut: np.ndarray, detector: FaceDetector, vertical: bool
+) -> None:
+    """Downscaled whole, a 20000×200 strip is 1000×10 px and its faces vanish: it is searched in tiles."""
+    import cv2
+
+    face = cv2.resize(astronaut[0:300, 100:400], (200, 200), interpolation=cv2.INTER_AREA)
+    alone = detector.detect(face)
+    assert len(alone) == 1
+    strip = np.full((20000, 200, 3) if vertical else (200, 20000, 3), 128, np.uint8)
+    at = (13000, 850)  # the second lies where two tiles overlap: found twice, reported once
+    for x in at:
+        if vertical:
+            strip[x : x + 200, :] = face
+        else:
+            strip[:, x : x + 200] = face
+    faces = detector.detect(strip)
+    assert len(faces) == 2
+    axis = 1 if vertical else 0
+    for found, x in zip(sorted(faces, key=lambda f: f.box.center[axis], reverse=True), at, strict=True):
+        offset = np.array([0, x]) if vertical else np.array([x, 0])
+        assert np.abs(found.landmarks - offset - alone[0].landmarks).mean() < 2.0
+
+
 def test_no_face_in_a_flat_image(detector: FaceDetector) -> None:
     rng = np.random.default_rng(0)
     noise = rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)

@@ -3,15 +3,17 @@ from __future__ import annotations
 import io
 import os
 import struct
+import threading
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, PngImagePlugin
 
 from diat_studio.core.errors import ImageReadError, ImageTooLargeError, ImageWriteError
 from diat_studio.core.image_io import Photo, load_photo, save_photo
+from tests.core.tmpfs import small_tmpfs
 
 
 def png_claiming_size(path: Path, width: int, height: int) -> Path:
@@ -196,3 +198,122 @@ def test_save_keeps_input_format_unless_asked(tmp_path: Path, gradient: np.ndarr
     assert Image.open(forced).format == "PNG"
     with pytest.raises(ImageWriteError, match="cannot write GIF"):
         save_photo(photo, tmp_path / "x.gif", format="GIF")
+
+
+# -- issue 12: a full disk, long names, special files, every decoder failure, frames ----------------------
+
+
+@pytest.mark.parametrize("extension", [".jpg", ".png", ".webp", ".tiff", ".bmp"])
+def test_a_full_disk_fails_the_save_and_leaves_the_previous_file(tmp_path: Path, extension: str) -> None:
+    noise = np.random.default_rng(5).integers(0, 255, (700, 700, 3), dtype=np.uint8)  # > 300 kB in any format
+    with small_tmpfs(tmp_path / "disk", "64k") as disk:
+        target = disk / f"out{extension}"
+        target.write_bytes(b"previous version")
+        with pytest.raises(ImageWriteError, match="No space left on device"):
+            save_photo(Photo(noise), target)
+        assert target.read_bytes() == b"previous version"  # not truncated, not replaced by a partial file
+        assert sorted(p.name for p in disk.iterdir()) == [target.name]  # no temporary file left
+
+
+def test_a_noisy_jpeg_at_high_quality_is_encoded_in_memory(tmp_path: Path) -> None:
+    # Pillow's in-memory buffer for an optimised JPEG (2 bytes a pixel) is too small for noise at q95 4:4:4.
+    noise = np.random.default_rng(5).integers(0, 255, (700, 700, 3), dtype=np.uint8)
+    saved = save_photo(Photo(noise), tmp_path / "noise.jpg", quality=98)
+    assert saved.stat().st_size > 2 * 700 * 700
+    assert np.abs(load_photo(saved).pixels.astype(int) - noise).mean() < 8
+
+
+@pytest.mark.parametrize("length", [241, 255])
+def test_names_up_to_255_bytes_can_be_saved(tmp_path: Path, gradient: np.ndarray, length: int) -> None:
+    name = "é" * ((length - 5) // 2) + "x" * ((length - 5) % 2) + ".tiff"
+    assert len(os.fsencode(name)) == length
+    saved = save_photo(Photo(gradient), tmp_path / name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+    assert np.array_equal(load_photo(saved).pixels, gradient)
+
+
+def load_in_a_thread(path: Path) -> BaseException | None:
+    """load_photo in a thread: a read that blocks (a FIFO) fails the test instead of hanging it."""
+    outcome: list[BaseException | None] = []
+
+    def target() -> None:
+        try:
+            load_photo(path)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(20)
+    if thread.is_alive():
+        with open(os.open(path, os.O_WRONLY | os.O_NONBLOCK), "wb"):
+            pass  # release the blocked reader
+        pytest.fail(f"load_photo({path.name}) blocked")
+    return outcome[0]
+
+
+def test_fifos_and_devices_are_refused_without_being_read(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.jpg")
+    (tmp_path / "zeros.png").symlink_to("/dev/zero")
+    (tmp_path / "loop.jpg").symlink_to("loop.jpg")
+    pipe = load_in_a_thread(tmp_path / "pipe.jpg")
+    assert isinstance(pipe, ImageReadError) and "not an image file but a named pipe (FIFO)" in str(pipe)
+    with pytest.raises(ImageReadError, match="not an image file but a character device"):
+        load_photo(tmp_path / "zeros.png")
+    with pytest.raises(ImageReadError, match="Too many levels of symbolic links"):
+        load_photo(tmp_path / "loop.jpg")
+
+
+def png_with_text_bomb(path: Path) -> Path:
+    """A tiny PNG whose zTXt chunk inflates past Pillow's text limit (Pillow raises ValueError)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0)
+    text = b"comment\x00\x00" + zlib.compress(b"a" * (PngImagePlugin.MAX_TEXT_CHUNK + 1))
+    pixels = zlib.compress(b"".join(b"\x00" + b"\x80" * 12 for _ in range(4)))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"zTXt", text)
+        + chunk(b"IDAT", pixels)
+        + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def tiff_with_invalid_width(path: Path) -> Path:
+    """An 8×8 TIFF whose ImageWidth tag is the RATIONAL 0/0 (Pillow raises ValueError: Invalid dimensions)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(buffer, "TIFF")
+    data = bytearray(buffer.getvalue())
+    offset = struct.unpack("<I", data[4:8])[0]
+    for index in range(struct.unpack("<H", data[offset : offset + 2])[0]):
+        entry = offset + 2 + 12 * index
+        if struct.unpack("<H", data[entry : entry + 2])[0] == 256:  # ImageWidth
+            data[entry + 2 : entry + 4] = struct.pack("<H", 5)  # RATIONAL ...
+            data[entry + 8 : entry + 12] = struct.pack("<I", 0)  # ... at offset 0
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "make", [png_with_text_bomb, tiff_with_invalid_width], ids=["text-bomb", "tiff-dims"]
+)
+def test_every_decoder_failure_is_an_image_read_error(tmp_path: Path, make) -> None:
+    path = make(tmp_path / ("bad.png" if make is png_with_text_bomb else "bad.tiff"))
+    with pytest.raises(ImageReadError, match=r"corrupt or unsupported image data \(ValueError: "):
+        load_photo(path)
+
+
+def test_files_with_several_frames_say_so(tmp_path: Path, gradient: np.ndarray) -> None:
+    frames = [Image.fromarray(gradient), Image.fromarray(255 - gradient), Image.fromarray(gradient[::-1])]
+    frames[0].save(tmp_path / "anim.webp", save_all=True, append_images=frames[1:], duration=80)
+    frames[0].save(tmp_path / "pages.tiff", save_all=True, append_images=frames[1:2])
+    frames[0].save(tmp_path / "one.png")
+    assert load_photo(tmp_path / "anim.webp").frames == 3
+    assert load_photo(tmp_path / "pages.tiff").frames == 2
+    assert load_photo(tmp_path / "one.png").frames == 1
+    assert np.array_equal(load_photo(tmp_path / "pages.tiff").pixels, gradient)  # the first page
