@@ -115,6 +115,12 @@ def _parser() -> argparse.ArgumentParser:
         help="allow OUT_DIR to be inside IN_DIR (inputs are still never overwritten)",
     )
     batch.add_argument(
+        "--no-detail",
+        action="store_true",
+        help="paste the enlarged edited crop itself instead of the edit on the photo's own detail "
+        "(for comparisons; soft on large faces)",
+    )
+    batch.add_argument(
         "--experimental",
         action="store_true",
         help="allow experimental models (they do not pass their quality bar yet; see their model cards)",
@@ -222,6 +228,7 @@ def _run_batch(options: argparse.Namespace) -> int:
             allow_output_in_input=options.allow_output_in_input,
             jpeg_quality=options.quality,
             max_pixels=max(1, round(options.max_megapixels * 1_000_000)),
+            detail=not options.no_detail,
         )
         bar = ProgressBar(sys.stderr, enabled=not options.quiet)
 
@@ -290,6 +297,8 @@ def _run_models(options: argparse.Namespace) -> int:
 
     registry = ModelRegistry.default(options.models_dir)
     print("Model folders: " + ", ".join(str(folder) for folder in registry.folders))
+    for problem in registry.problems:
+        print(f"warning: {problem}", file=sys.stderr)
     if not registry.entries:
         print("No models installed. Add a folder with manifest.json and ONNX files to one of the folders")
         print("above (or pass --models-dir), or train one with `diat-studio-train`.")
@@ -303,7 +312,7 @@ def _run_models(options: argparse.Namespace) -> int:
         state = "available" if entry.available else f"UNAVAILABLE: {entry.reason}"
         if entry.experimental:
             state += ", EXPERIMENTAL (below its quality bar; batch needs --experimental)"
-        print(f"{entry.name:24} {detail}\n{'':24} {state}  ({entry.directory})")
+        print(f"{entry.name:24} {detail}\n{'':24} {state}  ({entry.location})")
     hidden = [entry for entry in registry.entries if entry.experimental and not options.experimental]
     if hidden:
         print(

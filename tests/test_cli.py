@@ -389,3 +389,24 @@ def test_10_max_megapixels_must_be_a_finite_positive_number(
     err = capsys.readouterr().err
     assert "argument --max-megapixels:" in err and value in err
     assert not (tmp_path / "out").exists()
+
+
+def test_no_detail_pastes_the_enlarged_crop(
+    tmp_path: Path, astronaut: np.ndarray, models_root: Path, isolated_user_dirs, capsys
+) -> None:
+    """`--no-detail`: the soft enlarged crop (for comparisons); by default the photo's detail is kept."""
+    import cv2
+
+    photos = tmp_path / "large"
+    photos.mkdir()
+    large = cv2.resize(astronaut, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
+    Image.fromarray(large).save(photos / "a.png")
+    detail = {}
+    for name, extra in (("kept", []), ("off", ["--no-detail"])):
+        argv = ["batch", str(photos), str(tmp_path / name), "--edit", "redden-face", "--device", "cpu"]
+        assert main([*argv, "--models-dir", str(models_root), *extra]) == EXIT_OK, capsys.readouterr().err
+        out = np.asarray(Image.open(tmp_path / name / "a.png").convert("L"), np.float32)
+        face = out[300:500, 560:780]
+        detail[name] = float(cv2.Laplacian(face, cv2.CV_32F).var())
+    assert detail["kept"] > 1.5 * detail["off"]
+

@@ -74,6 +74,8 @@ class BatchSettings:
     jpeg_quality: int = DEFAULT_JPEG_QUALITY
     feather: float = DEFAULT_FEATHER
     max_pixels: int = DEFAULT_MAX_PIXELS
+    detail: bool = True
+    """Paste edits back on the photo's own detail (diat_studio.core.compositing); False: the enlarged crop."""
 
 
 ProgressCallback = Callable[[int, int, FileResult], None]
@@ -238,7 +240,12 @@ class BatchRunner:
             pixels = photo.pixels
             for model in self.models:
                 pixels = edit_photo(
-                    pixels, faces, model, strength=self.settings.strength, feather=self.settings.feather
+                    pixels,
+                    faces,
+                    model,
+                    strength=self.settings.strength,
+                    feather=self.settings.feather,
+                    detail=self.settings.detail,
                 ).pixels
             output = self._output_path(relative)
             if output is None:
@@ -298,6 +305,7 @@ class BatchRunner:
             "faces": self.settings.faces,
             "feather": self.settings.feather,
             "jpeg_quality": self.settings.jpeg_quality,
+            "detail": self.settings.detail,
         }
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
