@@ -74,10 +74,7 @@ class AppSettings:
     @property
     def show_experimental(self) -> bool:
         """Offer experimental models (below their quality bar) in the edit list and the batch dialog."""
-        value = self._get("show_experimental", False)
-        if isinstance(value, str):  # INI files and some platforms give back text
-            return value.strip().lower() in ("true", "1", "yes", "on")
-        return bool(value)
+        return self._flag("show_experimental", False)
 
     @show_experimental.setter
     def show_experimental(self, value: bool) -> None:
@@ -87,10 +84,7 @@ class AppSettings:
     def keep_detail(self) -> bool:
         """Paste edits back on the photo's own fine detail (diat_studio.core.compositing); off pastes the
         enlarged edited crop itself, for comparisons."""
-        value = self._get("keep_detail", True)
-        if isinstance(value, str):  # INI files and some platforms give back text
-            return value.strip().lower() in ("true", "1", "yes", "on")
-        return bool(value)
+        return self._flag("keep_detail", True)
 
     @keep_detail.setter
     def keep_detail(self, value: bool) -> None:
@@ -139,6 +133,12 @@ class AppSettings:
     @window_state.setter
     def window_state(self, value: QByteArray) -> None:
         self.store.setValue("window/state", value)
+
+    def _flag(self, key: str, default: bool) -> bool:
+        value = self._get(key, default)
+        if isinstance(value, str):  # INI files and some platforms give back text
+            return value.strip().lower() in ("true", "1", "yes", "on")
+        return bool(value)
 
     def _list(self, key: str) -> list[str]:
         value = self.store.value(key, [])
