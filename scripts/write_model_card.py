@@ -14,6 +14,7 @@ from pathlib import Path
 
 from diat_studio.core.manifest import ModelManifest
 from diat_studio.core.registry import ModelRegistry
+from trainer.evaluate import EVALUATOR_MIN_ACCURACY
 from trainer.quality import QUALITY_BAR
 
 # Informational rows (no target): shown when the evaluation has them.
@@ -41,6 +42,20 @@ def _stage_rows(training: dict) -> list[str]:
                 f"| {minutes} | {run.get('device')} × {run.get('world_size')} |"
             )
     return rows
+
+
+def evaluator_warning(metrics: dict) -> list[str]:
+    """A loud paragraph when the evaluator was near chance (`evaluate` sets `evaluator_near_chance`)."""
+    if not metrics.get("evaluator_near_chance"):
+        return []
+    accuracy = metrics.get("classifier_heldout_balanced_accuracy")
+    shown = "unknown" if accuracy is None else f"{100 * accuracy:.1f}%"
+    return [
+        "",
+        f"**Warning: the evaluator classifier is near chance** (held-out balanced accuracy {shown}, below "
+        f"{100 * EVALUATOR_MIN_ACCURACY:.0f}%): it can hardly tell the attribute, so the attribute success "
+        "rates above mean little.",
+    ]
 
 
 def main() -> None:
@@ -118,6 +133,7 @@ def main() -> None:
             "Settings › Show experimental models, or `--experimental`)"
         )
         lines += ["", f"Verdict (`evaluate --quality-bar`): {verdict}."]
+    lines += evaluator_warning(metrics)
     onnx_mb = ModelRegistry([options.model.parent]).get(manifest.name).onnx_bytes() / 1e6
     lines += [
         "",

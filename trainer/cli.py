@@ -3,15 +3,19 @@
     diat-studio-train prepare SOURCE OUT --layout celeba|utkface|custom
     diat-studio-train train --stage STAGE --data DATA [options]     (--dry-run, --resume RUN)
     diat-studio-train classifier --data DATA --attribute NAME     (the independent evaluator)
-    diat-studio-train export RUN --out DIR [--enhancer RUN]
+    diat-studio-train export RUN --out DIR [--enhancer RUN] [--install]
     diat-studio-train evaluate MODEL_DIR --data DATA --classifier RUN [--split dev] [work sizes]
+    diat-studio-train custom WITH_DIR WITHOUT_DIR --name NAME [--region R] [--preset P] [--install]
     diat-studio-train pack DATA OUT                     (a lent GPU: what travels, ≤ 64 MiB)
     diat-studio-train fleet PACK --minutes M --out DIR  (every edit at once on one GPU)
     diat-studio-train fleet-import RESULTS --data DATA [--ship]
 
-Every `train` builds a typed TrainConfig, writes it as JSON into a new numbered run folder
-(runs/00001-<stage>-<name>) and runs the training loop; Ctrl-C checkpoints and stops, `--resume RUN`
-continues from the last checkpoint. Exit codes: 0 done, 1 failed, 2 bad usage, 130 interrupted.
+Every `train` builds a typed TrainConfig, checks it (trainer/checks.py: dataset, attribute, earlier runs,
+widths, resume) before anything is made, writes it as JSON into a new numbered run folder
+(runs/00001-<stage>-<name>) and runs the training loop; Ctrl-C or SIGTERM checkpoints and stops,
+`--resume RUN` continues from the last checkpoint. A run that fails before its first checkpoint leaves
+no folder behind. Exit codes: 0 done, 1 failed, 2 bad usage (nothing started), 130 interrupted (Ctrl-C),
+143 stopped by SIGTERM.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import types
 import typing
@@ -32,6 +35,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 _NOT_OPTIONS = {"stage", "data", "extra"}
 
@@ -74,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     prepare.add_argument("--limit", type=int, help="only the first N photos")
     prepare.add_argument("--attribute", default="Attribute", help="custom layout: the attribute's name")
     prepare.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 8))
+    prepare.add_argument("--force", action="store_true", help="replace an existing prepared dataset")
     prepare.set_defaults(handler=_run_prepare)
 
     downscale = commands.add_parser(
@@ -93,7 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume", type=Path, metavar="RUN", help="continue this run from its last checkpoint"
     )
-    train.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    train.add_argument(
+        "--dry-run", action="store_true", help="run every check, print the resolved config and exit"
+    )
     train.add_argument("-q", "--quiet", action="store_true")
     train.set_defaults(handler=_run_train)
 
@@ -110,8 +117,17 @@ def _parser() -> argparse.ArgumentParser:
     classifier.set_defaults(handler=_run_classifier)
 
     export = commands.add_parser("export", help="export a trained transform (+ enhancer) for the app")
-    export.add_argument("run", type=Path, metavar="RUN", help="a finished 'diat' run")
-    export.add_argument("--out", type=Path, required=True, help="the model folder to write")
+    export.add_argument("run", type=Path, metavar="RUN", help="a finished 'diat' or 'edit' run")
+    export.add_argument(
+        "--out", type=Path, help="the model folder to write (written beside it, then swapped in)"
+    )
+    export.add_argument(
+        "--install",
+        action="store_true",
+        help="install the model into the per-user models folder, where the app and `diat-studio batch` "
+        "find it (with --out: a copy of that folder)",
+    )
+    export.add_argument("--force", action="store_true", help="--install: replace an installed model")
     export.add_argument("--enhancer", type=Path, metavar="RUN", help="an enhance-local / enhance-global run")
     export.add_argument("--name", help="model name (default: the folder name)")
     export.add_argument("--display-name")
@@ -167,8 +183,10 @@ def _parser() -> argparse.ArgumentParser:
     sizes.add_argument("--seed", type=int, help="seed of every random draw (default 0)")
     evaluate.set_defaults(handler=_run_evaluate)
 
+    from trainer.custom_cli import add_custom_command
     from trainer.fleet_cli import add_commands
 
+    add_custom_command(commands)
     add_commands(commands)
     return parser
 
@@ -210,8 +228,9 @@ def _config_overrides(options: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run_prepare(options: argparse.Namespace) -> int:
-    from diat_studio.core.progress import ProgressBar
-    from trainer.prepare import PrepareConfig, prepare_dataset
+    from trainer.prepare import PrepareConfig, PrepareInterrupted, prepare_dataset
+    from trainer.progress import ProgressLine
+    from trainer.stopping import StopRequests
 
     config = PrepareConfig(
         str(options.source),
@@ -224,15 +243,31 @@ def _run_prepare(options: argparse.Namespace) -> int:
         options.attribute,
         options.workers,
     )
-    bar = ProgressBar(sys.stderr, unit="photos")
+    line = ProgressLine(sys.stderr, "photos", label="aligning")
+    first: list[int] = []
 
     def progress(done: int, total: int) -> None:
-        every = 50 if bar.tty else max(total // 20, 50)  # a log file gets about 20 lines
+        if not first:
+            first.append(done - 1)
+            if done > 1:
+                print(f"resuming: {done} of {total} photos were aligned before", file=sys.stderr)
+        every = 50 if line.tty else max(total // 20, 50)  # a log file gets about 20 lines
         if done % every == 0 or done == total:
-            bar.update(done, total, "aligning")
+            line.update(done, total, start=first[0])
 
-    summary = prepare_dataset(config, progress)
-    bar.finish()
+    with StopRequests("stopping: the aligned photos are kept…") as stop:
+        try:
+            summary = prepare_dataset(config, progress, stop, force=options.force)
+        except PrepareInterrupted as exc:
+            line.finish()
+            print(
+                f"diat-studio-train: interrupted after {exc.done} of {exc.total} photos; run the same "
+                "command again to continue",
+                file=sys.stderr,
+            )
+            return stop.exit_code
+        finally:
+            line.finish()
     print(
         f"{summary['aligned']} of {summary['photos']} photos aligned into {options.out} "
         f"({summary['split']['train']} train, {summary['split']['heldout']} held out)"
@@ -268,15 +303,34 @@ def _run_train(options: argparse.Namespace) -> int:
             )
             return EXIT_USAGE
         config = TrainConfig(stage=options.stage, data=options.data, **overrides)
+    config = _checked(config, set(overrides), options.resume)
     if options.dry_run:
         print(config.to_json(), end="")
         return EXIT_OK
     return _train(config, options.resume, options.quiet)
 
 
+def _checked(config: Any, explicit: set[str], resume: Path | None = None) -> Any:
+    """The config after the up-front checks (trainer.checks); warnings and notes go to stderr."""
+    from trainer.checks import check_config
+
+    checked = check_config(config, explicit=explicit, resume=resume)
+    for note in checked.notes:
+        print(f"diat-studio-train: {note}", file=sys.stderr)
+    for warning in checked.warnings:
+        print(f"diat-studio-train: WARNING: {warning}", file=sys.stderr)
+    return checked.config
+
+
 def _train(config: Any, resume: Path | None, quiet: bool) -> int:
-    from diat_studio.core.progress import ProgressBar
+    return _train_run(config, resume, quiet)[0]
+
+
+def _train_run(config: Any, resume: Path | None, quiet: bool) -> tuple[int, Path]:
+    """Train in a new run folder (or `resume`'s); (exit code, the run folder)."""
+    from trainer.progress import ProgressLine
     from trainer.runs import CONFIG_FILE
+    from trainer.stopping import StopRequests
     from trainer.training_loop import training_loop
 
     rank = int(os.environ.get("RANK", "0"))
@@ -284,34 +338,48 @@ def _train(config: Any, resume: Path | None, quiet: bool) -> int:
     if rank == 0:
         (run_dir / CONFIG_FILE).write_text(config.to_json())
         print(f"run folder: {run_dir}", file=sys.stderr)
-    aborted = False
-
-    def on_interrupt(_signum: int, _frame: Any) -> None:
-        nonlocal aborted
-        aborted = True
-        print("\ndiat-studio-train: stopping after this step and saving a checkpoint…", file=sys.stderr)
-
-    previous = signal.signal(signal.SIGINT, on_interrupt)
-    bar = ProgressBar(sys.stderr, unit="steps", enabled=not quiet and rank == 0)
+    line = ProgressLine(sys.stderr if not quiet and rank == 0 else None, "steps")
     start_step: list[int] = []
 
     def progress(step: int, total: int, losses: dict[str, float]) -> None:
         if not start_step:
             start_step.append(step - 1)
-        if bar.tty or step % config.log_every == 0 or step == total:
+        if line.tty or step % config.log_every == 0 or step == total:
             text = " ".join(f"{k}={v:.4g}" for k, v in list(losses.items())[:4])
-            bar.update(step, total, text, start=start_step[0])
+            line.update(step, total, text, start=start_step[0])
 
-    try:
-        result = training_loop(
-            config, run_dir, resume=resume is not None, progress=progress, should_abort=lambda: aborted
-        )
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        bar.finish()
+    with StopRequests("stopping after this step and saving a checkpoint…") as stop:
+        try:
+            result = training_loop(
+                config, run_dir, resume=resume is not None, progress=progress, should_abort=stop
+            )
+        except BaseException as exc:
+            if rank == 0:
+                _failed(run_dir, created=resume is None, error=exc)
+            raise
+        finally:
+            line.finish()
     if rank == 0:
         print(json.dumps({"run": str(run_dir), **result}))
-    return EXIT_INTERRUPTED if result["status"] == "aborted" else EXIT_OK
+    return (stop.exit_code if result["status"] == "aborted" else EXIT_OK), run_dir
+
+
+def _failed(run_dir: Path, *, created: bool, error: BaseException) -> None:
+    """A run that failed before its first checkpoint is removed (it holds nothing to resume, and a stray
+    numbered folder would shift the names of the next runs); a later failure is marked in status.json."""
+    import shutil
+
+    from trainer.runs import CHECKPOINT, write_status
+
+    if created and not (run_dir / CHECKPOINT).is_file():
+        shutil.rmtree(run_dir, ignore_errors=True)
+        print(
+            f"diat-studio-train: the run failed before its first checkpoint; removed {run_dir}",
+            file=sys.stderr,
+        )
+    elif run_dir.is_dir():
+        write_status(run_dir, status="failed", error=f"{type(error).__name__}: {error}"[:2000])
+        print(f"diat-studio-train: the run failed; its last checkpoint is kept in {run_dir}", file=sys.stderr)
 
 
 def _shared_run_folder(config: Any, rank: int) -> Path:
@@ -359,25 +427,62 @@ def _run_classifier(options: argparse.Namespace) -> int:
         checkpoint_every=max(options.steps // 5, 1),
         name=f"{options.attribute}-classifier",
     )
+    config = _checked(config, set())
     if options.dry_run:
         print(config.to_json(), end="")
         return EXIT_OK
-    return _train(config, None, options.quiet)
+    code, run = _train_run(config, None, options.quiet)
+    if code == EXIT_OK:
+        print(classifier_report(run))
+    return code
+
+
+def classifier_report(run: Path) -> str:
+    """The held-out balanced accuracy of a classifier run, said plainly (and loudly near chance)."""
+    from trainer.evaluate import EVALUATOR_MIN_ACCURACY, classifier_accuracy_of
+
+    accuracy = classifier_accuracy_of(run)
+    if accuracy is None:
+        return f"{run.name}: no held-out accuracy (the dataset has no held-out faces of one value)"
+    text = f"{run.name}: held-out balanced accuracy {100 * accuracy:.1f}% (50% = chance)"
+    if accuracy < EVALUATOR_MIN_ACCURACY:
+        text += (
+            f"\nWARNING: below {100 * EVALUATOR_MIN_ACCURACY:.0f}%: as an evaluator it can hardly tell the "
+            "attribute; success rates it judges mean little (train longer or on more faces)"
+        )
+    return text
 
 
 def _run_export(options: argparse.Namespace) -> int:
-    from trainer.export import export_model
+    from trainer.export import export_model, install_model, staged_export
 
-    folder = export_model(
-        options.run,
-        options.out,
-        enhancer_run=options.enhancer,
-        name=options.name,
-        display_name=options.display_name,
-        experimental=options.experimental,
-    )
-    print(f"exported to {folder}")
+    if options.out is None and not options.install:
+        raise ValueError("export needs --out DIR, --install, or both")
+    name = options.name or (options.out.name if options.out else _run_model_name(options.run))
+    settings = {
+        "enhancer_run": options.enhancer,
+        "name": name,
+        "display_name": options.display_name,
+        "experimental": options.experimental,
+    }
+    if options.out is not None:
+        folder = export_model(options.run, options.out, **settings)
+        print(f"exported to {folder}")
+        if options.install:
+            installed = install_model(folder, replace=options.force)
+            print(f"installed: {installed}")
+        return EXIT_OK
+    installed = staged_export(options.run, replace=options.force, **settings)
+    print(f"exported and installed: {installed}")
     return EXIT_OK
+
+
+def _run_model_name(run: Path) -> str:
+    """A model name for a run: its config's name, else the folder name without its number."""
+    from trainer.runs import run_config
+
+    name = str(run_config(run).get("name") or "")
+    return name or run.name.split("-", 1)[-1]
 
 
 def _run_evaluate(options: argparse.Namespace) -> int:
@@ -397,6 +502,8 @@ def _run_evaluate(options: argparse.Namespace) -> int:
         sizes=sizes,
     )
     print(json.dumps(report["metrics"], indent=2))
+    for warning in report.get("warnings", []):
+        print(f"diat-studio-train: WARNING: {warning}", file=sys.stderr)
     return EXIT_OK
 
 

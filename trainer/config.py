@@ -11,6 +11,8 @@ VARIANTS = ("diat", "diat-a")
 DIRECTIONS = ("add", "remove")
 GAN_LOSSES = ("lsgan", "bce", "hinge")
 EDITORS = ("residual", "plain")
+#: The regions of a local edit; a global edit (the whole face) has no region.
+LOCAL_REGIONS = ("mouth", "eyes")
 
 
 @dataclass
@@ -114,6 +116,11 @@ class TrainConfig:
         self.blur_sigma = tuple(self.blur_sigma)  # type: ignore[assignment]
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
+        if self.region is not None and self.region not in LOCAL_REGIONS:
+            raise ValueError(
+                f"region must be one of {', '.join(LOCAL_REGIONS)} (a local edit), or left out for a global "
+                f"edit of the whole face; got {self.region!r}"
+            )
         if self.direction not in DIRECTIONS:
             raise ValueError(f"direction must be add or remove, got {self.direction!r}")
         if self.gan_loss not in GAN_LOSSES:

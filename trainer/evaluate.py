@@ -71,6 +71,10 @@ from trainer.stages import load_trained
 
 #: Faces in each grid, drawn at random (seeded) from the evaluated faces.
 GRID_FACES = 16
+#: Below this held-out balanced accuracy the evaluator can hardly tell the attribute (0.5 is chance): its
+#: success rates mean little, and the report, the manifest and the card say so.
+EVALUATOR_MIN_ACCURACY = 0.6
+
 #: Height of each photo in evaluation-photos.png, and photos per row.
 PHOTO_HEIGHT = 256
 PHOTOS_PER_ROW = 4
@@ -172,9 +176,10 @@ def evaluate_model(
         "identity_mean_distance": round(float(distances.mean()), 4),
         "mean_delta_e_face": round(float(np.mean(main.delta_e)), 2),
         "classifier": str(Path(classifier_run).name),
-        "classifier_heldout_balanced_accuracy": _classifier_accuracy(Path(classifier_run)),
+        "classifier_heldout_balanced_accuracy": classifier_accuracy_of(Path(classifier_run)),
         "providers": list(model.providers.active),
     }
+    warnings = _evaluator_warnings(metrics)
     if main.psnrs:
         metrics["psnr_outside_mask_db"] = round(float(np.mean(main.psnrs)), 2)
     if main.sharpness:
@@ -225,6 +230,7 @@ def evaluate_model(
         "blur_control_sigma_px": blur_sigma(dataset.size),
         "sizes": asdict(sizes),
         "grids": grids,
+        "warnings": warnings,
     }
     (model_dir / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     if update_manifest:
@@ -412,8 +418,23 @@ def _detail(image: np.ndarray, inside: np.ndarray) -> float:
     return float(cv2.Laplacian(grey, cv2.CV_32F)[inside].var())
 
 
-def _classifier_accuracy(run: Path) -> float | None:
+def classifier_accuracy_of(run: Path) -> float | None:
+    """The last held-out balanced accuracy a classifier run logged (None if it logged none)."""
     from trainer.runs import JsonlLog
 
     records = [r["heldout"] for r in JsonlLog(run / "log.jsonl").read() if "heldout" in r]
     return records[-1].get("heldout_balanced_accuracy") if records else None
+
+
+def _evaluator_warnings(metrics: dict[str, Any]) -> list[str]:
+    """Sets `evaluator_near_chance` in `metrics`; the warning when it is."""
+    accuracy = metrics.get("classifier_heldout_balanced_accuracy")
+    near_chance = accuracy is None or accuracy < EVALUATOR_MIN_ACCURACY
+    metrics["evaluator_near_chance"] = near_chance
+    if not near_chance:
+        return []
+    shown = "unknown" if accuracy is None else f"{100 * accuracy:.1f}%"
+    return [
+        f"the evaluator classifier (run {metrics['classifier']}) is near chance (held-out balanced accuracy "
+        f"{shown}, below {100 * EVALUATOR_MIN_ACCURACY:.0f}%): the success rates it judges mean little"
+    ]

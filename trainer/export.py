@@ -2,11 +2,16 @@
 
 The ONNX files and the manifest are the only contract between trainer and app (diat_studio.core.manifest).
 Tensors: NCHW float32 RGB in [-1, 1], dynamic batch; the local enhancer also takes the N×1×S×S mask.
+
+A model folder is written beside its target and swapped in whole (trainer.swap): an export that fails
+half-way leaves an installed model exactly as it was. `install_model` copies a model folder into the
+per-user models folder (diat_studio.core.paths.user_models_dir) the same way.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -14,12 +19,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from diat_studio.core.manifest import ModelManifest, NetworkSpec
+from diat_studio.core.errors import ModelError
+from diat_studio.core.manifest import MANIFEST_FILE, ModelManifest, NetworkSpec
+from diat_studio.core.paths import user_models_dir
 from diat_studio.core.regions import RegionKind
-from diat_studio.core.registry import sha256_file
+from diat_studio.core.registry import ModelRegistry, sha256_file
 from trainer.data import PreparedDataset
 from trainer.runs import LOG_FILE, STATUS_FILE, JsonlLog, RunError, run_config
 from trainer.stages import load_trained
+from trainer.swap import staged
 
 OPSET = 17
 TRANSFORM_FILE = "transform.onnx"
@@ -66,8 +74,38 @@ def export_model(
     display_name: str | None = None,
     experimental: bool | None = None,
 ) -> Path:
-    """Write transform.onnx (+ enhancer.onnx) and manifest.json into `out`; returns `out`."""
+    """Write transform.onnx (+ enhancer.onnx) and manifest.json into `out`; returns `out`.
+
+    The folder is written beside `out` (starting as a copy of its other files: evaluations, a card) and
+    replaces it only when everything is written."""
     transform_run, out = Path(transform_run), Path(out)
+    previous: dict[str, Any] = {}
+    if (out / MANIFEST_FILE).is_file():
+        previous = json.loads((out / MANIFEST_FILE).read_text())
+    written = (TRANSFORM_FILE, ENHANCER_FILE, MANIFEST_FILE)
+    with staged(out, copy_existing=True, skip=written) as staging:
+        _export_into(
+            transform_run,
+            staging,
+            previous,
+            enhancer_run=enhancer_run,
+            name=name or out.name,
+            display_name=display_name,
+            experimental=experimental,
+        )
+    return out
+
+
+def _export_into(
+    transform_run: Path,
+    out: Path,
+    previous: dict[str, Any],
+    *,
+    enhancer_run: Path | None,
+    name: str,
+    display_name: str | None,
+    experimental: bool | None,
+) -> None:
     config = run_config(transform_run)
     stage = config.get("stage")
     if stage not in ("diat", "edit"):
@@ -77,7 +115,6 @@ def export_model(
     size = template.size
     region = config.get("region")
     kind = "local" if region else "global"
-    out.mkdir(parents=True, exist_ok=True)
 
     if stage == "edit":  # the residual editor; its weight average when the run kept one
         editor = "plain_editor" if config.get("editor") == "plain" else "editor"
@@ -104,15 +141,10 @@ def export_model(
         enhancer_spec = NetworkSpec(
             ENHANCER_FILE, sha256_file(out / ENHANCER_FILE), {k: k for k in inputs}, "enhanced"
         )
-    elif (out / ENHANCER_FILE).exists():
-        (out / ENHANCER_FILE).unlink()
 
     attribute = config["attribute"]
     direction = config["direction"]
-    model_name = name or out.name
-    previous: dict[str, Any] = {}
-    if (out / "manifest.json").is_file():
-        previous = json.loads((out / "manifest.json").read_text())
+    model_name = name
     previous_metrics: dict[str, Any] = previous.get("metrics", {})
     if experimental is None:  # re-exporting keeps the quality verdict until someone changes it
         experimental = bool(previous.get("experimental", False))
@@ -140,7 +172,36 @@ def export_model(
         experimental=experimental,
     )
     manifest.save(out)
-    return out
+
+
+def install_target(name: str, *, replace: bool = False, models_dir: Path | None = None) -> Path:
+    """Where `install_model` puts model `name`; refuses an installed model of that name unless `replace`."""
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise ValueError(f"bad model name {name!r}")
+    target = Path(models_dir or user_models_dir()) / name
+    if target.exists() and not replace:
+        raise ValueError(f"a model is already installed at {target}: --force replaces it")
+    return target
+
+
+def install_model(
+    folder: Path, *, replace: bool = False, models_dir: Path | None = None, name: str | None = None
+) -> Path:
+    """Copy a usable model folder into the per-user models folder (swapped in whole); returns it there."""
+    folder = Path(folder)
+    entry = next((e for e in ModelRegistry([folder.parent]).entries if e.directory == folder), None)
+    if entry is None or not entry.available:
+        raise ModelError(f"{folder}: not a usable model ({entry.reason if entry else 'no manifest.json'})")
+    target = install_target(name or entry.name, replace=replace, models_dir=models_dir)
+    with staged(target) as staging:
+        shutil.copytree(folder, staging, dirs_exist_ok=True)
+    return target
+
+
+def staged_export(run: Path, *, replace: bool = False, name: str, **settings: Any) -> Path:
+    """`export --install` without `--out`: export straight into the per-user models folder."""
+    target = install_target(name, replace=replace)
+    return export_model(run, target, name=name, **settings)
 
 
 def _run_summary(run: Path, config: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from trainer.config import TrainConfig
 from trainer.data import BatchSampler, PreparedDataset
 from trainer.identity import FaceIdentity
 from trainer.networks import build_network
-from trainer.runs import network_state, run_config
+from trainer.runs import RunError, network_state, run_config
 
 
 @dataclass
@@ -90,9 +90,9 @@ class Stage:
     @property
     def identity(self) -> FaceIdentity:
         if self._identity is None:
-            self._identity = FaceIdentity(
-                self.dataset.template, weights=self.config.identity_weights
-            ).to(self.device)
+            self._identity = FaceIdentity(self.dataset.template, weights=self.config.identity_weights).to(
+                self.device
+            )
         return self._identity
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -173,8 +173,15 @@ def load_trained(
             raise
         state = network_state(Path(run), fallback)
         built = kind or fallback
-    module = build_network(built, width=int(config[width_field]))
-    module.load_state_dict(state)
+    width = int(config[width_field])
+    module = build_network(built, width=width)
+    try:
+        module.load_state_dict(state)
+    except RuntimeError:  # shapes: a run whose config.json does not record the width it trained at
+        raise RunError(
+            f"{run}: the '{name}' weights in its checkpoint do not fit a {built} network of width {width} "
+            f"(its config's {width_field}); was it initialised from a run of another width?"
+        ) from None
     return module
 
 

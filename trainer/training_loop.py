@@ -23,6 +23,7 @@ import torch.distributed as torch_dist
 
 from trainer.config import TrainConfig
 from trainer.data import PreparedDataset
+from trainer.run_lock import RunLock
 from trainer.runs import CHECKPOINT, LOG_FILE, JsonlLog, atomic_save, load_checkpoint, save_grid, write_status
 from trainer.stages import STAGES, Distributed
 
@@ -74,9 +75,28 @@ def training_loop(
     progress: ProgressCallback | None = None,
     should_abort: AbortCallback | None = None,
 ) -> dict[str, Any]:
-    """Train `config.stage` in `run_dir` (which holds config.json); returns the final status."""
+    """Train `config.stage` in `run_dir` (which holds config.json); returns the final status.
+
+    The run folder is locked for the whole session (trainer.run_lock): a second process cannot train in
+    it at the same time (RunLockedError)."""
     run_dir = Path(run_dir)
     dist = _distributed_from_env(config.device)
+    lock = RunLock(run_dir).acquire() if dist.main else None
+    try:
+        return _train(config, run_dir, dist, resume, progress, should_abort)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(
+    config: TrainConfig,
+    run_dir: Path,
+    dist: Distributed,
+    resume: bool,
+    progress: ProgressCallback | None,
+    should_abort: AbortCallback | None,
+) -> dict[str, Any]:
     device = choose_device(config.device, dist.rank)
     if config.threads > 0:
         torch.set_num_threads(config.threads)
@@ -139,6 +159,7 @@ def training_loop(
             steps_done = min(config.log_every, step - start)
             seconds = (now - last_time) / max(steps_done, 1)
             last_time = now
+            session_rate = (step - start) / max(now - started, 1e-9)  # steps/s of this session so far
             if dist.main:
                 log.write(
                     {
@@ -146,6 +167,7 @@ def training_loop(
                         "losses": {k: round(v, 6) for k, v in losses.items()},
                         "seconds_per_step": round(seconds, 4),
                         "images_per_second": round(config.batch_size * dist.world / max(seconds, 1e-9), 2),
+                        "eta_seconds": round((config.steps - step) / session_rate, 1),
                     }
                 )
         if step % config.sample_every == 0:

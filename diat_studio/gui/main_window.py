@@ -52,11 +52,12 @@ from diat_studio.gui.restore import SessionRestorer
 from diat_studio.gui.settings import AppSettings
 from diat_studio.gui.settings_dialog import SettingsDialog
 from diat_studio.gui.theme import apply_theme
+from diat_studio.gui.training_actions import TrainingActions
 from diat_studio.gui.window_menus import WindowMenus
 from diat_studio.gui.workers import Job, JobRunner
 
 
-class MainWindow(FileActions, WindowMenus, QMainWindow):
+class MainWindow(FileActions, TrainingActions, WindowMenus, QMainWindow):
     models_loaded = Signal()
     """The model registry was (re)loaded."""
 
@@ -155,6 +156,7 @@ class MainWindow(FileActions, WindowMenus, QMainWindow):
         self._refresh_masks()
         self._update_actions()
         self.models_ready = True
+        self._select_trained()
         self.models_loaded.emit()
 
     def current_entry(self) -> ModelEntry | None:
@@ -525,6 +527,7 @@ class MainWindow(FileActions, WindowMenus, QMainWindow):
         self.cancel_open(quiet=True)
         if self.batch_dialog is not None:
             self.batch_dialog.close()
+        self._close_train_dialog()
         self.settings.geometry = self.saveGeometry()
         self.settings.window_state = self.saveState()
         self.jobs.wait(10000)

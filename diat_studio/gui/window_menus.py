@@ -46,6 +46,8 @@ class WindowMenus:
         self.save_as_action = self._action("Save &As…", self.save_as, key.SaveAs)
         self.export_action = self._action("Export &comparison…", self.export_comparison)
         self.batch_action = self._action("&Batch process folder…", self.open_batch_dialog, "Ctrl+B")
+        self.train_action = self._action("&Train custom attribute…", self.open_train_dialog)
+        self.train_action.setToolTip("Train your own edit from two folders of photos (with and without)")
         self.quit_action = self._action("&Quit", self.close, key.Quit)
         self.undo_action = self.undo_stack.createUndoAction(self, "&Undo")
         self.undo_action.setShortcuts([QKeySequence(key.Undo)])
@@ -89,6 +91,7 @@ class WindowMenus:
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         for action in (self.save_action, self.save_as_action, self.export_action, self.batch_action):
             file_menu.addAction(action)
+        file_menu.addAction(self.train_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         edit_menu = bar.addMenu("&Edit")

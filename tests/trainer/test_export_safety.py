@@ -1,0 +1,126 @@
+"""Exports never damage an installed model, `export --install` installs for the app, `classifier` says its
+held-out accuracy, and `evaluate` warns (report, manifest, card) when its evaluator is near chance."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from diat_studio.core.registry import ModelRegistry
+from trainer.cli import EXIT_OK, EXIT_USAGE, main
+from trainer.runs import JsonlLog
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = ["--batch-size", "4", "--log-every", "1", "--sample-every", "1000", "-q"]
+SMALL_EVALUATION = [
+    "--two-sample-steps",
+    "4",
+    "--grey-faces",
+    "2",
+    "--already-target",
+    "2",
+    "--grid-faces",
+    "2",
+]
+
+
+def train(runs: Path, *arguments: str) -> Path:
+    before = set(runs.iterdir()) if runs.exists() else set()
+    assert main(["train", *arguments, "--runs-dir", str(runs), *TINY]) == EXIT_OK
+    (new,) = set(runs.iterdir()) - before
+    return new
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory, dataset_dir: Path) -> dict[str, Path]:
+    """A 2-step local `edit` run (eyes), a classify run, and an evaluator run."""
+    folder = tmp_path_factory.mktemp("export-runs")
+    data = ["--data", str(dataset_dir), "--attribute", "Eyeglasses", "--direction", "remove"]
+    widths = ["--transform-width", "4", "--discriminator-width", "4"]
+    out = {
+        "edit": train(folder, "--stage", "edit", *data, "--region", "eyes", "--steps", "2", *widths),
+        "classify": train(folder, "--stage", "classify", *data, "--steps", "2", *widths),
+    }
+    classifier = ["classifier", "--data", str(dataset_dir), "--attribute", "Eyeglasses", "--steps", "3"]
+    assert (
+        main([*classifier, "--classifier-width", "4", "--batch-size", "8", "--runs-dir", str(folder), "-q"])
+        == 0
+    )
+    out["evaluator"] = max(folder.iterdir())
+    return out
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_a_failed_export_leaves_the_installed_model_alone(capsys, tmp_path: Path, runs) -> None:
+    model = tmp_path / "models" / "remove-glasses"
+    assert main(["export", str(runs["edit"]), "--out", str(model)]) == EXIT_OK
+    (model / "evaluation.json").write_text("{}")  # what evaluate added: a re-export keeps it
+    before = _hashes(model)
+    # fails after the transform is exported: a local edit needs an enhance-local run, not a classify run
+    assert main(["export", str(runs["edit"]), "--out", str(model), "--enhancer", str(runs["classify"])]) == 2
+    assert "needs an enhance-local run" in capsys.readouterr().err
+    assert _hashes(model) == before
+    assert ModelRegistry([model.parent]).get("remove-glasses").available
+    assert [p.name for p in model.parent.iterdir()] == ["remove-glasses"]  # no staging folder left
+    assert main(["export", str(runs["edit"]), "--out", str(model), "--display-name", "Glasses off"]) == 0
+    assert (model / "evaluation.json").read_text() == "{}"
+    assert ModelRegistry([model.parent]).get("remove-glasses").manifest.display_name == "Glasses off"
+
+
+def test_export_install(capsys, runs, isolated_user_dirs: Path) -> None:
+    from diat_studio.core.paths import user_models_dir
+
+    assert main(["export", str(runs["edit"]), "--install", "--name", "my-glasses"]) == EXIT_OK
+    entry = ModelRegistry.default().get("my-glasses")
+    assert entry.available and entry.directory == user_models_dir() / "my-glasses"
+    assert main(["export", str(runs["edit"]), "--install", "--name", "my-glasses"]) == EXIT_USAGE
+    assert "already installed" in capsys.readouterr().err
+    assert main(["export", str(runs["edit"]), "--install", "--name", "my-glasses", "--force"]) == EXIT_OK
+    assert ModelRegistry.default().get("my-glasses").available
+
+
+def test_classifier_prints_its_held_out_accuracy(capsys, tmp_path: Path, dataset_dir: Path) -> None:
+    arguments = ["classifier", "--data", str(dataset_dir), "--attribute", "Eyeglasses", "--steps", "2"]
+    runs = tmp_path / "runs"
+    assert (
+        main([*arguments, "--classifier-width", "4", "--batch-size", "8", "--runs-dir", str(runs), "-q"]) == 0
+    )
+    (run,) = runs.iterdir()
+    accuracy = [r["heldout"] for r in JsonlLog(run / "log.jsonl").read() if "heldout" in r][-1]
+    shown = f"held-out balanced accuracy {100 * accuracy['heldout_balanced_accuracy']:.1f}%"
+    assert shown in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("accuracy", "near_chance"), [(0.507, True), (0.93, False)])
+def test_evaluate_warns_when_the_evaluator_is_near_chance(
+    capsys, tmp_path: Path, dataset_dir: Path, runs, accuracy: float, near_chance: bool
+) -> None:
+    evaluator = tmp_path / "evaluator"
+    subprocess.run(["cp", "-r", str(runs["evaluator"]), str(evaluator)], check=True)
+    JsonlLog(evaluator / "log.jsonl").write({"step": 3, "heldout": {"heldout_balanced_accuracy": accuracy}})
+    model = tmp_path / "models" / "remove-glasses"
+    assert main(["export", str(runs["edit"]), "--out", str(model)]) == EXIT_OK
+    evaluate = ["evaluate", str(model), "--data", str(dataset_dir), "--classifier", str(evaluator)]
+    assert main([*evaluate, *SMALL_EVALUATION]) == EXIT_OK
+    error = capsys.readouterr().err
+    assert ("WARNING" in error and "near chance" in error) is near_chance
+    report = json.loads((model / "evaluation.json").read_text())
+    assert bool(report["warnings"]) is near_chance
+    assert (
+        json.loads((model / "manifest.json").read_text())["metrics"]["evaluator_near_chance"] is near_chance
+    )
+    cards = tmp_path / "cards"
+    script = [sys.executable, "scripts/write_model_card.py", str(model), "--out", str(cards)]
+    subprocess.run(script, cwd=REPO, check=True, capture_output=True)
+    card = (cards / "remove-glasses.md").read_text()
+    assert (
+        "the evaluator classifier is near chance** (held-out balanced accuracy 50.7%" in card
+    ) is near_chance

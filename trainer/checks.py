@@ -1,0 +1,305 @@
+"""What `train` and `classifier` check before a run folder is made and before a minute is spent.
+
+Every problem found is reported at once (one line each), and `--dry-run` runs exactly these checks:
+
+- the dataset is a prepared one, the attribute is one of its columns, and the split has training faces of
+  both values the stage needs;
+- every earlier run named (`--init-transform`, `--denoiser`, …) is a run folder of a stage that option
+  takes, with a checkpoint; a guide classifier is for the same attribute;
+- widths: a network initialised from an earlier run has that run's width, so the run's width is taken
+  (and recorded, which `export` relies on) unless a different one was asked for, which is refused;
+- `--resume`: the run is not being trained by another process right now, `--steps` does not go back
+  behind its checkpoint, and its architecture (widths, editor) is not changed.
+
+Regions, directions, variants and the other enumerations are checked by TrainConfig itself. Warnings
+(printed, not refused) name choices that are legal but rarely meant, such as the paper's `diat` stage
+without its pretrained T or its denoiser.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from trainer.config import TrainConfig
+from trainer.data import DatasetError, PreparedDataset
+from trainer.run_lock import RunLockedError, check_unlocked
+from trainer.runs import CHECKPOINT, CONFIG_FILE, STATUS_FILE, load_checkpoint
+
+#: For each stage, the fields naming an earlier run and the stages whose runs they accept.
+RUN_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "diat": {
+        "init_transform": ("reconstruct", "perceptual", "diat"),
+        "init_discriminator": ("classify", "diat"),
+        "denoiser": ("denoise",),
+    },
+    "edit": {"init_transform": ("edit",), "attribute_classifier": ("classify",)},
+    "denoise": {"reconstruction": ("perceptual",)},
+    "enhance-local": {"transform_run": ("diat",)},
+}
+
+#: Fields naming a run that no stage of this table uses are still checked for existence.
+ALL_RUN_FIELDS = (
+    "init_transform",
+    "init_discriminator",
+    "denoiser",
+    "reconstruction",
+    "transform_run",
+    "attribute_classifier",
+)
+
+#: Networks initialised from an earlier run, by stage: (run field, width field).
+WIDTH_SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
+    "diat": (("init_transform", "transform_width"), ("init_discriminator", "discriminator_width")),
+    "edit": (("init_transform", "transform_width"),),
+}
+
+#: What a resumed run cannot change: the shapes of the networks in its checkpoint.
+ARCHITECTURE = (
+    "stage",
+    "transform_width",
+    "discriminator_width",
+    "denoiser_width",
+    "enhancer_width",
+    "classifier_width",
+    "editor",
+    "region",
+)
+
+#: Stages that learn one attribute (and so need --attribute).
+ATTRIBUTE_STAGES = ("classify", "evaluator", "diat", "edit")
+
+
+class CheckError(ValueError):
+    """One or more problems, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{len(problems)} problem(s), nothing was started:\n{lines}")
+
+
+@dataclass
+class Checked:
+    config: TrainConfig
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What the checks changed or found worth saying (a width taken from an earlier run)."""
+
+
+def check_config(
+    config: TrainConfig, *, explicit: frozenset[str] | set[str] = frozenset(), resume: Path | None = None
+) -> Checked:
+    """The config as it will train, or CheckError listing every problem. `explicit`: the fields given on
+    the command line (a width given there is never silently replaced)."""
+    problems: list[str] = []
+    checked = Checked(config)
+    if resume is not None:
+        _check_resume(Path(resume), config, explicit, problems, checked)
+    _check_dataset(config, problems, checked)
+    _check_runs(config, problems)
+    if not problems:
+        _adopt_widths(config, explicit, problems, checked)
+    _check_needs(config, problems, checked)
+    if problems:
+        raise CheckError(problems)
+    return checked
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+# -- dataset and attribute ----------------------------------------------------------------------------------
+
+
+def _check_dataset(config: TrainConfig, problems: list[str], checked: Checked) -> None:
+    try:
+        dataset = PreparedDataset.open(config.data)
+        if config.dev_fraction:
+            dataset = dataset.with_dev_split(config.dev_fraction)
+    except DatasetError as exc:
+        problems.append(str(exc))
+        return
+    attribute = config.attribute
+    if attribute is None:
+        if config.stage in ATTRIBUTE_STAGES:
+            known = ", ".join(sorted(dataset.labels)) or "none"
+            problems.append(f"stage '{config.stage}' needs --attribute (the dataset has: {known})")
+        return
+    if attribute not in dataset.labels:
+        known = ", ".join(sorted(dataset.labels)) or "none"
+        close = difflib.get_close_matches(attribute, list(dataset.labels), n=1)
+        hint = f" — did you mean {close[0]!r}?" if close else ""
+        problems.append(f"attribute {attribute!r} is not in {config.data} (has: {known}){hint}")
+        return
+    if config.stage in ("classify", "evaluator"):
+        needed = {0: "without", 1: "with"}
+    elif config.stage in ("diat", "edit"):
+        target = config.target_value
+        needed = {1 - target: "to edit (source)", target: "with the target value (real faces for D)"}
+    else:
+        return
+    for value, what in needed.items():
+        if len(dataset.indices("train", attribute, value)) == 0:
+            problems.append(f"no training faces with {attribute} = {value} ({what}) in {config.data}")
+        elif (
+            config.stage in ("classify", "evaluator")
+            and len(dataset.indices("heldout", attribute, value)) == 0
+        ):
+            checked.warnings.append(
+                f"no held-out faces with {attribute} = {value}: the held-out accuracy cannot be measured"
+            )
+
+
+# -- earlier runs -----------------------------------------------------------------------------------------
+
+
+def _check_runs(config: TrainConfig, problems: list[str]) -> None:
+    accepted = RUN_FIELDS.get(config.stage, {})
+    for name in ALL_RUN_FIELDS:
+        value = getattr(config, name)
+        if not value:
+            continue
+        problem = run_problem(Path(value), _flag(name), accepted.get(name))
+        if problem:
+            problems.append(problem)
+        elif name == "attribute_classifier" and config.attribute:
+            trained = _config_of(Path(value)).get("attribute")
+            if trained != config.attribute:
+                problems.append(
+                    f"--attribute-classifier {value} was trained for {trained!r}, this run edits "
+                    f"{config.attribute!r}"
+                )
+    if config.identity_weights and not Path(config.identity_weights).is_file():
+        problems.append(f"--identity-weights {config.identity_weights}: no such file")
+
+
+def run_problem(run: Path, option: str, stages: tuple[str, ...] | None) -> str | None:
+    """Why `run` cannot serve as `option` (None when it can): missing, not a run, wrong stage, no
+    checkpoint. A missing folder gets the closest existing name as a hint."""
+    if not (run / CONFIG_FILE).is_file():
+        if run.is_dir():
+            return f"{option} {run}: not a run folder (no {CONFIG_FILE})"
+        siblings = [p.name for p in run.parent.iterdir() if p.is_dir()] if run.parent.is_dir() else []
+        close = difflib.get_close_matches(run.name, siblings, n=1, cutoff=0.6)
+        hint = f" — did you mean {run.parent / close[0]}?" if close else ""
+        return f"{option} {run}: no such run folder{hint}"
+    stage = _config_of(run).get("stage")
+    if stages is not None and stage not in stages:
+        return f"{option} {run} is a '{stage}' run; {option} takes a {' or '.join(stages)} run"
+    if not (run / CHECKPOINT).is_file():
+        return f"{option} {run} has no checkpoint yet (still starting, or it failed)"
+    return None
+
+
+def _config_of(run: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _adopt_widths(
+    config: TrainConfig, explicit: frozenset[str] | set[str], problems: list[str], checked: Checked
+) -> None:
+    changes: dict[str, int] = {}
+    for run_field, width_field in WIDTH_SOURCES.get(config.stage, ()):
+        run = getattr(config, run_field)
+        if not run:
+            continue
+        width = _config_of(Path(run)).get(width_field)
+        if width is None or int(width) == getattr(config, width_field):
+            continue
+        if width_field in explicit:
+            given = f"{_flag(width_field)} {getattr(config, width_field)}"
+            problems.append(
+                f"{given} does not match {_flag(run_field)} {run} (width {width}): leave "
+                f"{_flag(width_field)} out to take the run's width"
+            )
+        else:
+            changes[width_field] = int(width)
+            checked.notes.append(f"{width_field} = {width}, taken from {_flag(run_field)} {run}")
+    if config.stage == "edit" and config.init_transform:
+        editor = _config_of(Path(config.init_transform)).get("editor", "residual")
+        if editor != config.editor:
+            problems.append(f"--editor {config.editor} does not match --init-transform (a {editor} editor)")
+    if changes:
+        checked.config = replace(checked.config, **changes)
+
+
+# -- what each stage needs -------------------------------------------------------------------------------
+
+
+def _check_needs(config: TrainConfig, problems: list[str], checked: Checked) -> None:
+    if config.stage == "denoise" and not config.reconstruction:
+        problems.append("stage 'denoise' needs --reconstruction RUN (a finished 'perceptual' run)")
+    if config.stage == "enhance-local":
+        if not config.transform_run:
+            problems.append("stage 'enhance-local' needs --transform-run RUN (a 'diat' run)")
+        elif not config.region and not _config_of(Path(config.transform_run)).get("region"):
+            problems.append("stage 'enhance-local' needs --region (mouth or eyes): its diat run has none")
+    if config.stage == "diat":
+        if not config.init_transform:
+            checked.warnings.append(
+                "stage 'diat' without --init-transform: T starts from random weights, not from the "
+                "'reconstruct' run the paper pretrains it with — it returns faces only after far more steps"
+            )
+        if not config.init_discriminator:
+            checked.warnings.append(
+                "stage 'diat' without --init-discriminator: D starts untrained, not from a 'classify' run"
+            )
+        if not config.denoiser and config.perceptual_weight > 0:
+            checked.warnings.append(
+                "stage 'diat' without --denoiser: the perceptual regulariser ||f(T(x)) - T(x)||^2 is off "
+                "(give a 'denoise' run, or --perceptual-weight 0 to say that this is meant)"
+            )
+    if (
+        config.pair_weight > 0
+        and config.stage == "edit"
+        and (config.attribute != "Eyeglasses" or config.direction != "remove")
+    ):
+        problems.append("--pair-weight (synthetic glasses pairs) is for removing Eyeglasses only")
+
+
+# -- resume ------------------------------------------------------------------------------------------------
+
+
+def _check_resume(
+    run: Path, config: TrainConfig, explicit: frozenset[str] | set[str], problems: list[str], checked: Checked
+) -> None:
+    try:
+        check_unlocked(run)
+    except RunLockedError as exc:
+        problems.append(str(exc))
+        return
+    stored = _config_of(run)
+    for name in ARCHITECTURE:
+        if name in explicit and stored.get(name) != getattr(config, name):
+            problems.append(
+                f"{_flag(name)} cannot change on --resume (the run's checkpoint has {stored.get(name)!r})"
+            )
+    if not (run / CHECKPOINT).is_file():
+        checked.warnings.append(f"{run} has no checkpoint: --resume starts it again from step 0")
+        return
+    step = int(load_checkpoint(run)["step"])
+    if config.steps < step:
+        problems.append(
+            f"{run} is already at step {step} (its checkpoint); --steps {config.steps} would go back: give "
+            f"--steps above {step} to continue it, or leave --steps out"
+        )
+    elif config.steps == step:
+        checked.notes.append(f"{run} is already at step {step}: nothing left to train")
+    status = _status(run)
+    if status.get("status") == "failed":
+        checked.notes.append(f"{run} failed at step {status.get('step')}; resuming from its checkpoint")
+
+
+def _status(run: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
