@@ -16,11 +16,12 @@ printable (control characters escaped) before it is stored, since a terminal sho
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,14 +198,8 @@ class ModelRegistry:
 
 def network_path(directory: Path, spec: NetworkSpec) -> Path:
     """The real path of a model file: ModelError when it is missing or leads outside `directory`."""
-    try:
+    with _file_errors(spec):
         return resolve_inside(directory / spec.file, directory)
-    except FileNotFoundError as exc:
-        raise ModelError(f"{spec.file}: file not found") from exc
-    except UnsafeFileError as exc:
-        raise ModelError(f"{spec.file}: {exc}") from exc
-    except OSError as exc:
-        raise ModelError(f"{spec.file}: cannot read ({exc.strerror or exc})") from exc
 
 
 def read_network(directory: Path, spec: NetworkSpec) -> bytes:
@@ -213,8 +208,15 @@ def read_network(directory: Path, spec: NetworkSpec) -> bytes:
     Raises ModelError naming the file: missing, refused (not a regular file, too large, outside the
     model's folder) or unreadable.
     """
-    try:
+    with _file_errors(spec):
         return read_model_file(directory / spec.file, directory, MAX_NETWORK_BYTES)
+
+
+@contextlib.contextmanager
+def _file_errors(spec: NetworkSpec) -> Iterator[None]:
+    """A model file's OSError (missing, refused, unreadable) as a ModelError naming the file."""
+    try:
+        yield
     except FileNotFoundError as exc:
         raise ModelError(f"{spec.file}: file not found") from exc
     except UnsafeFileError as exc:

@@ -76,3 +76,14 @@ def custom_layout_config(source: Path, out: Path) -> PrepareConfig:
         attribute="Eyeglasses",
         workers=1,
     )
+
+
+def train_new_run(runs: Path, arguments: tuple[str, ...], options: list[str]) -> Path:
+    """`diat-studio-train train ARGUMENTS --runs-dir RUNS OPTIONS`, which must succeed; the run folder it
+    made."""
+    from trainer.cli import EXIT_OK, main
+
+    before = set(runs.iterdir()) if runs.exists() else set()
+    assert main(["train", *arguments, "--runs-dir", str(runs), *options]) == EXIT_OK
+    (new,) = set(runs.iterdir()) - before
+    return new

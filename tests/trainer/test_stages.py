@@ -15,6 +15,7 @@ from PIL import Image
 
 from diat_studio.core.inference import Device, load_attribute_model
 from diat_studio.core.registry import ModelRegistry
+from tests.trainer.conftest import train_new_run
 from trainer.cli import EXIT_OK, main
 from trainer.quality import QUALITY_BAR
 from trainer.runs import CHECKPOINT, JsonlLog, network_state
@@ -65,10 +66,7 @@ TINY = [
 
 
 def train(runs: Path, *arguments: str) -> Path:
-    before = set(runs.iterdir()) if runs.exists() else set()
-    assert main(["train", *arguments, "--runs-dir", str(runs), *TINY]) == EXIT_OK
-    (new,) = set(runs.iterdir()) - before
-    return new
+    return train_new_run(runs, arguments, TINY)
 
 
 @pytest.fixture(scope="module")

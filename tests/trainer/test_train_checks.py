@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from diat_studio.core.registry import ModelRegistry
+from tests.trainer.conftest import train_new_run
 from trainer.cli import EXIT_OK, EXIT_USAGE, main
 from trainer.config import LOCAL_REGIONS
 from trainer.edit_stage import REGION_BOXES
@@ -20,10 +21,7 @@ GLASSES = ["--attribute", "Eyeglasses", "--direction", "remove"]
 
 
 def train(runs: Path, *arguments: str) -> Path:
-    before = set(runs.iterdir()) if runs.exists() else set()
-    assert main(["train", *arguments, "--runs-dir", str(runs), *TINY]) == EXIT_OK
-    (new,) = set(runs.iterdir()) - before
-    return new
+    return train_new_run(runs, arguments, TINY)
 
 
 @pytest.fixture(scope="module")
