@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -68,3 +69,9 @@ def shared_data(*parts: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"{path} is not present (real face data lives outside the repository)")
     return path
+
+
+def sigint_as_in_a_terminal() -> None:
+    """SIGINT's default disposition in the child, as a terminal's Ctrl-C finds it: a test run started in
+    the background (`make test &`) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

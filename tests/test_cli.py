@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from diat_studio.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from tests.conftest import sigint_as_in_a_terminal
 from tests.core.tmpfs import small_tmpfs
 
 
@@ -224,7 +225,14 @@ def start_batch(argv: list[str], isolated_user_dirs: Path, *, ready: bool = Fals
         command = [sys.executable, "-c", code, *argv]
     else:
         command = [sys.executable, "-m", "diat_studio", *argv]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=sigint_as_in_a_terminal,
+    )
 
 
 def wait_for_line(stream, prefix: str) -> list[str]:
@@ -409,4 +417,3 @@ def test_no_detail_pastes_the_enlarged_crop(
         face = out[300:500, 560:780]
         detail[name] = float(cv2.Laplacian(face, cv2.CV_32F).var())
     assert detail["kept"] > 1.5 * detail["off"]
-

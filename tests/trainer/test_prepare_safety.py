@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import sigint_as_in_a_terminal
 from tests.trainer.conftest import CROP, custom_layout_config
 from trainer import prepare_work
 from trainer.cli import EXIT_OK, EXIT_USAGE, main
@@ -67,7 +68,12 @@ def test_an_interrupted_prepare_resumes(
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        preexec_fn=sigint_as_in_a_terminal,
     )
     try:
         deadline = time.monotonic() + 120
