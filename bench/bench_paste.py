@@ -13,6 +13,8 @@ and open mouth (local). For each photo, model and paste-back (detail transfer on
   over the photo's own — 1.0 keeps the photo's detail, below 1 is a soft patch;
 - seam: mean gradient magnitude of the edited photo in the mask's feathered band (and 2 px outside), over
   the photo's own there — 1.0 is no visible edge;
+- ΔE: mean CIE76 colour difference between the edited photo and the photo over the same unchanged part
+  (the paste-back must not shift the colour where the model did not: target ≤ 2);
 - grey: the same edit on a grey copy of the photo keeps its channel spread (yes / no);
 - paste ms: `edit_photo`'s paste-back step for the one face; edit ms: the whole edit (align, networks,
   paste; detection excluded: the app detects once when a photo opens). Median of --repeat runs.
@@ -79,6 +81,12 @@ def _grey(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
 
 
+def _lab_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-pixel CIE76 ΔE between two RGB uint8 images."""
+    lab = [cv2.cvtColor(x.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB) for x in (a, b)]
+    return np.linalg.norm(lab[0] - lab[1], axis=2)
+
+
 def measure(pixels: np.ndarray, face: Face, model: AttributeModel, detail: bool, repeat: int) -> dict:
     results = [edit_photo(pixels, [face], model, detail=detail) for _ in range(repeat)]
     result = results[0]
@@ -97,6 +105,7 @@ def measure(pixels: np.ndarray, face: Face, model: AttributeModel, detail: bool,
     sharpness = (
         float(lap_out[unchanged].var() / max(lap_in[unchanged].var(), 1e-9)) if unchanged.any() else None
     )
+    delta_e = float(_lab_distance(result.pixels, pixels)[unchanged].mean()) if unchanged.any() else None
     outside = cv2.dilate((soft > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     band = outside & (soft < 0.999)
     gradient = lambda g: cv2.magnitude(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))  # noqa: E731
@@ -108,6 +117,7 @@ def measure(pixels: np.ndarray, face: Face, model: AttributeModel, detail: bool,
     return {
         "sharpness": sharpness,
         "seam": seam,
+        "delta_e": delta_e,
         "grey": channel_spread(grey_out).max() == channel_spread(grey).max(),
         "paste_ms": 1000 * statistics.median(r.timings["paste"] for r in results),
         "edit_ms": 1000 * statistics.median(sum(r.timings.values()) for r in results),
@@ -140,9 +150,10 @@ def main() -> None:
     models = {name: load_attribute_model(registry.get(name), Device.CPU) for name in MODELS}
     detector = FaceDetector()
     print(
-        "| photo | face px | model | detail | sharpness (≥ 0.9) | seam (≤ 1.2) | grey | paste ms | edit ms |"
+        "| photo | face px | model | detail | sharpness (≥ 0.9) | seam (≤ 1.2) | ΔE unchanged (≤ 2) | grey "
+        "| paste ms | edit ms |"
     )
-    print("|---|---:|---|---|---:|---:|---|---:|---:|")
+    print("|---|---:|---|---|---:|---:|---:|---|---:|---:|")
     for label, pixels, face in photos(detector):
         for name, model in models.items():
             outputs = {}
@@ -150,10 +161,11 @@ def main() -> None:
                 m = measure(pixels, face, model, detail, options.repeat)
                 outputs[detail] = m["result"].pixels
                 sharp = "—" if m["sharpness"] is None else f"{m['sharpness']:.2f}"
+                delta_e = "—" if m["delta_e"] is None else f"{m['delta_e']:.2f}"
                 grey = "kept" if m["grey"] else "LOST"
                 print(
                     f"| {label} | {face.box.width:.0f} | {name} | {'on' if detail else 'off'} | {sharp} "
-                    f"| {m['seam']:.2f} | {grey} | {m['paste_ms']:.0f} | {m['edit_ms']:.0f} |",
+                    f"| {m['seam']:.2f} | {delta_e} | {grey} | {m['paste_ms']:.0f} | {m['edit_ms']:.0f} |",
                     flush=True,
                 )
             if options.images and label.endswith("1000 px face"):
