@@ -14,7 +14,8 @@ and open mouth (local). For each photo, model and paste-back (detail transfer on
 - seam: mean gradient magnitude of the edited photo in the mask's feathered band (and 2 px outside), over
   the photo's own there — 1.0 is no visible edge;
 - ΔE: mean CIE76 colour difference between the edited photo and the photo over the same unchanged part
-  (the paste-back must not shift the colour where the model did not: target ≤ 2);
+  (target ≤ 2), beside the model's own ΔE there (its edited crop against its input crop, both enlarged):
+  the part above the model's own is what the paste-back adds;
 - grey: the same edit on a grey copy of the photo keeps its channel spread (yes / no);
 - paste ms: `edit_photo`'s paste-back step for the one face; edit ms: the whole edit (align, networks,
   paste; detection excluded: the app detects once when a photo opens). Median of --repeat runs.
@@ -106,6 +107,12 @@ def measure(pixels: np.ndarray, face: Face, model: AttributeModel, detail: bool,
         float(lap_out[unchanged].var() / max(lap_in[unchanged].var(), 1e-9)) if unchanged.any() else None
     )
     delta_e = float(_lab_distance(result.pixels, pixels)[unchanged].mean()) if unchanged.any() else None
+    inverse = cv2.invertAffineTransform(aligned.matrix)
+    crops_up = [
+        cv2.warpAffine(result.crops[key][0], inverse, (width, height), flags=cv2.INTER_LINEAR)
+        for key in ("enhanced", "original")
+    ]
+    model_delta_e = float(_lab_distance(*crops_up)[unchanged].mean()) if unchanged.any() else None
     outside = cv2.dilate((soft > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     band = outside & (soft < 0.999)
     gradient = lambda g: cv2.magnitude(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))  # noqa: E731
@@ -118,6 +125,7 @@ def measure(pixels: np.ndarray, face: Face, model: AttributeModel, detail: bool,
         "sharpness": sharpness,
         "seam": seam,
         "delta_e": delta_e,
+        "model_delta_e": model_delta_e,
         "grey": channel_spread(grey_out).max() == channel_spread(grey).max(),
         "paste_ms": 1000 * statistics.median(r.timings["paste"] for r in results),
         "edit_ms": 1000 * statistics.median(sum(r.timings.values()) for r in results),
@@ -150,10 +158,10 @@ def main() -> None:
     models = {name: load_attribute_model(registry.get(name), Device.CPU) for name in MODELS}
     detector = FaceDetector()
     print(
-        "| photo | face px | model | detail | sharpness (≥ 0.9) | seam (≤ 1.2) | ΔE unchanged (≤ 2) | grey "
-        "| paste ms | edit ms |"
+        "| photo | face px | model | detail | sharpness (≥ 0.9) | seam (≤ 1.2) | ΔE unchanged (≤ 2) "
+        "| model's own ΔE | grey | paste ms | edit ms |"
     )
-    print("|---|---:|---|---|---:|---:|---:|---|---:|---:|")
+    print("|---|---:|---|---|---:|---:|---:|---:|---|---:|---:|")
     for label, pixels, face in photos(detector):
         for name, model in models.items():
             outputs = {}
@@ -162,10 +170,12 @@ def main() -> None:
                 outputs[detail] = m["result"].pixels
                 sharp = "—" if m["sharpness"] is None else f"{m['sharpness']:.2f}"
                 delta_e = "—" if m["delta_e"] is None else f"{m['delta_e']:.2f}"
+                model_delta_e = "—" if m["model_delta_e"] is None else f"{m['model_delta_e']:.2f}"
                 grey = "kept" if m["grey"] else "LOST"
                 print(
                     f"| {label} | {face.box.width:.0f} | {name} | {'on' if detail else 'off'} | {sharp} "
-                    f"| {m['seam']:.2f} | {delta_e} | {grey} | {m['paste_ms']:.0f} | {m['edit_ms']:.0f} |",
+                    f"| {m['seam']:.2f} | {delta_e} | {model_delta_e} | {grey} | {m['paste_ms']:.0f} "
+                    f"| {m['edit_ms']:.0f} |",
                     flush=True,
                 )
             if options.images and label.endswith("1000 px face"):
