@@ -48,7 +48,7 @@ _TWO_STEP_FROM = 6.0
 class DetailSettings:
     """Where an edit counts as a change of structure (the photo's detail is then not kept)."""
 
-    gradient_change: tuple[float, float] = (0.45, 0.9)
+    gradient_change: tuple[float, float] = (0.55, 1.0)
     """Relative change of the luma gradient, |g_out − g_in| / (mean of the two + 8 levels per crop pixel):
     from no effect to full effect. Relative, so that a change of contrast or colour (a gradient scaled by
     0.7) keeps the detail while an edge that appears or disappears (a ratio near 1 or above) does not."""
