@@ -6,7 +6,6 @@ A NaN `value_range` used to be accepted and painted the mouth black; a 16384 px 
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 from pathlib import Path
@@ -19,22 +18,7 @@ from diat_studio.core.inference import Device, load_attribute_model
 from diat_studio.core.manifest import MANIFEST_FILE, ManifestError, ModelManifest
 from diat_studio.core.registry import ModelRegistry
 from tests import onnx_fixtures
-
-
-def _data(models_root: Path) -> dict:
-    return json.loads((models_root / "redden-mouth" / MANIFEST_FILE).read_text())
-
-
-def _with(data: dict, path: str, value: object) -> dict:
-    """A deep copy of `data` with the dotted `path` set to `value`."""
-    changed = copy.deepcopy(data)
-    *parents, last = path.split(".")
-    target = changed
-    for key in parents:
-        target = target[key]
-    target[last] = value
-    return changed
-
+from tests.core.manifest_edits import fixture_manifest, with_value
 
 NAN, INF = float("nan"), float("inf")
 
@@ -62,12 +46,12 @@ NAN, INF = float("nan"), float("inf")
 )
 def test_a_bad_value_range_is_refused(models_root: Path, value: object) -> None:
     with pytest.raises(ManifestError, match=r"manifest: value_range must be"):
-        ModelManifest.from_dict(_with(_data(models_root), "value_range", value))
+        ModelManifest.from_dict(with_value(fixture_manifest(models_root), "value_range", value))
 
 
 @pytest.mark.parametrize("value", [[0, 1], [0.0, 255.0], [-1, 1], [-128, 127]])
 def test_usual_value_ranges_are_accepted(models_root: Path, value: list) -> None:
-    manifest = ModelManifest.from_dict(_with(_data(models_root), "value_range", value))
+    manifest = ModelManifest.from_dict(with_value(fixture_manifest(models_root), "value_range", value))
     assert manifest.value_range == (float(value[0]), float(value[1]))
 
 
@@ -97,13 +81,16 @@ def test_usual_value_ranges_are_accepted(models_root: Path, value: list) -> None
 )
 def test_template_numbers_are_validated(models_root: Path, path: str, value: object, message: str) -> None:
     with pytest.raises(ManifestError, match=r"manifest: ") as caught:
-        ModelManifest.from_dict(_with(_data(models_root), path, value))
+        ModelManifest.from_dict(with_value(fixture_manifest(models_root), path, value))
     assert message in str(caught.value)
 
 
 @pytest.mark.parametrize("size", [32, 1024])
 def test_template_size_bounds_are_inclusive(models_root: Path, size: int) -> None:
-    assert ModelManifest.from_dict(_with(_data(models_root), "template.size", size)).crop_size == size
+    assert (
+        ModelManifest.from_dict(with_value(fixture_manifest(models_root), "template.size", size)).crop_size
+        == size
+    )
 
 
 @pytest.mark.parametrize(
@@ -122,12 +109,14 @@ def test_other_numbers_and_objects_are_validated(
     models_root: Path, path: str, value: object, message: str
 ) -> None:
     with pytest.raises(ManifestError) as caught:
-        ModelManifest.from_dict(_with(_data(models_root), path, value))
+        ModelManifest.from_dict(with_value(fixture_manifest(models_root), path, value))
     assert message in str(caught.value)
 
 
 def test_free_form_metrics_are_kept(models_root: Path) -> None:
-    data = _with(_data(models_root), "metrics", {"attribute_success_rate": 0.9, "notes": [NAN, "any"]})
+    data = with_value(
+        fixture_manifest(models_root), "metrics", {"attribute_success_rate": 0.9, "notes": [NAN, "any"]}
+    )
     metrics = ModelManifest.from_dict(data).metrics
     assert metrics["attribute_success_rate"] == 0.9 and math.isnan(metrics["notes"][0])
 

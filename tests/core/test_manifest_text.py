@@ -8,7 +8,6 @@ folders whose manifest could not be read) is escaped.
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from diat_studio.core.manifest import MANIFEST_FILE, ManifestError, ModelManifes
 from diat_studio.core.model_files import unsafe_character
 from diat_studio.core.registry import ModelRegistry
 from tests import onnx_fixtures
+from tests.core.manifest_edits import fixture_manifest, with_value
 
 FIELDS = [
     "name",
@@ -47,20 +47,6 @@ CHARACTERS = {
 }
 
 
-def _data(models_root: Path) -> dict:
-    return json.loads((models_root / "redden-mouth" / MANIFEST_FILE).read_text())
-
-
-def _with(data: dict, path: str, value: object) -> dict:
-    changed = copy.deepcopy(data)
-    *parents, last = path.split(".")
-    target = changed
-    for key in parents:
-        target = target[key]
-    target[last] = value
-    return changed
-
-
 @pytest.mark.parametrize("character", CHARACTERS.values(), ids=CHARACTERS.keys())
 @pytest.mark.parametrize("field", FIELDS)
 def test_a_control_character_in_any_shown_text_is_refused(
@@ -68,7 +54,7 @@ def test_a_control_character_in_any_shown_text_is_refused(
 ) -> None:
     value = f"\x1b[2J{character}pwned" if field == "display_name" else f"a{character}b"
     with pytest.raises(ManifestError) as caught:
-        ModelManifest.from_dict(_with(_data(models_root), field, value))
+        ModelManifest.from_dict(with_value(fixture_manifest(models_root), field, value))
     message = str(caught.value)
     assert f"'{field}' contains the control character U+" in message
     assert unsafe_character(message) is None  # the message itself is safe to print
@@ -78,24 +64,24 @@ def test_a_control_character_in_any_shown_text_is_refused(
 def test_a_newline_or_tab_in_a_one_line_text_is_refused(models_root: Path, field: str) -> None:
     for character in "\n\t":
         with pytest.raises(ManifestError, match=r"contains the control character U\+000[9A]"):
-            ModelManifest.from_dict(_with(_data(models_root), field, f"a{character}b"))
+            ModelManifest.from_dict(with_value(fixture_manifest(models_root), field, f"a{character}b"))
 
 
 def test_description_and_licence_may_have_lines_and_tabs(models_root: Path) -> None:
-    data = _with(_data(models_root), "description", "First line.\n\tSecond line.")
-    manifest = ModelManifest.from_dict(_with(data, "licence", "CC BY 4.0\nhttps://example.org"))
+    data = with_value(fixture_manifest(models_root), "description", "First line.\n\tSecond line.")
+    manifest = ModelManifest.from_dict(with_value(data, "licence", "CC BY 4.0\nhttps://example.org"))
     assert manifest.description == "First line.\n\tSecond line." and manifest.licence.endswith("example.org")
 
 
 def test_ordinary_unicode_is_kept(models_root: Path) -> None:
     name = "Lèvres rouges · 口红 👩\u200d🔬 ثالث"  # accents, CJK, an emoji with a joiner, Arabic
-    manifest = ModelManifest.from_dict(_with(_data(models_root), "display_name", name))
+    manifest = ModelManifest.from_dict(with_value(fixture_manifest(models_root), "display_name", name))
     assert manifest.display_name == manifest.label == name
 
 
 def test_overlong_names_are_refused(models_root: Path) -> None:
     with pytest.raises(ManifestError, match="'display_name' is longer than 200 characters"):
-        ModelManifest.from_dict(_with(_data(models_root), "display_name", "x" * 201))
+        ModelManifest.from_dict(with_value(fixture_manifest(models_root), "display_name", "x" * 201))
 
 
 def test_the_models_command_prints_no_escape_codes(tmp_path: Path, isolated_user_dirs: Path, capsys) -> None:
