@@ -99,7 +99,8 @@ def measure(pixels: np.ndarray, face: Face, model: AttributeModel, detail: bool,
     change = np.abs(
         result.crops["enhanced"][0].astype(np.float32) - result.crops["original"][0].astype(np.float32)
     ).max(axis=2)
-    change_up = cv2.warpAffine(change, cv2.invertAffineTransform(aligned.matrix), (width, height))
+    inverse = cv2.invertAffineTransform(aligned.matrix)
+    change_up = cv2.warpAffine(change, inverse, (width, height))
     unchanged = (soft >= 0.999) & (change_up < 6)
     lap_out = cv2.Laplacian(_grey(result.pixels), cv2.CV_32F)
     lap_in = cv2.Laplacian(_grey(pixels), cv2.CV_32F)
@@ -107,7 +108,6 @@ def measure(pixels: np.ndarray, face: Face, model: AttributeModel, detail: bool,
         float(lap_out[unchanged].var() / max(lap_in[unchanged].var(), 1e-9)) if unchanged.any() else None
     )
     delta_e = float(_lab_distance(result.pixels, pixels)[unchanged].mean()) if unchanged.any() else None
-    inverse = cv2.invertAffineTransform(aligned.matrix)
     crops_up = [
         cv2.warpAffine(result.crops[key][0], inverse, (width, height), flags=cv2.INTER_LINEAR)
         for key in ("enhanced", "original")

@@ -21,12 +21,12 @@ at the next training step (or cut an export / evaluation short, which leave noth
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from diat_studio.core.atomic_files import atomic_write_bytes
 from diat_studio.core.errors import DiatError
 from trainer.bundled_edits import EditSpec
 from trainer.custom_plan import HELDOUT_FRACTION, MIN_FACES, Plan, plan_file
@@ -334,6 +334,4 @@ class _Work:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(temp, path)
+    atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())

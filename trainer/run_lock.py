@@ -1,22 +1,17 @@
-"""A run folder is locked while a process trains in it: `.lock`, an flock held for the whole session.
+"""A run folder is locked while a process trains in it (the app's FolderLock: an flock held for the
+whole session).
 
 Two processes writing one run folder (a `--resume` of a run that is still training) would interleave
 their logs and overwrite each other's checkpoints. The kernel releases an flock when its holder dies,
-however it dies (SIGKILL included), so a killed trainer never leaves a stale lock; the lock file itself
-stays (it holds the holder's pid for the error message) and means nothing once unlocked.
+however it dies (SIGKILL included), so a killed trainer never leaves a lock that still holds.
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
 from pathlib import Path
 
-try:  # POSIX; elsewhere runs are not locked (the app's trainer targets Linux and macOS)
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
-
-LOCK_FILE = ".lock"
+from diat_studio.core.atomic_files import FolderLock, FolderLockedError
 
 
 class RunLockedError(ValueError):
@@ -28,28 +23,20 @@ class RunLock:
 
     def __init__(self, run: Path) -> None:
         self.run = Path(run)
-        self.path = self.run / LOCK_FILE
-        self._fd: int | None = None
+        self._lock = FolderLock(self.run)
 
     def acquire(self) -> RunLock:
-        if self._fd is not None or fcntl is None:
-            return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-            os.close(fd)
+            self._lock.acquire()
+        except FolderLockedError:
+            holder = ""
+            with contextlib.suppress(OSError):
+                holder = self._lock.path.read_text(encoding="ascii", errors="replace").strip()
             raise RunLockedError(_busy(self.run, holder)) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._fd = fd
         return self
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing drops the flock
-            self._fd = None
+        self._lock.release()
 
     def __enter__(self) -> RunLock:
         return self.acquire()
@@ -60,7 +47,7 @@ class RunLock:
 
 def check_unlocked(run: Path) -> None:
     """Raise RunLockedError when a process is training in `run` right now (takes and drops the lock)."""
-    if (Path(run) / LOCK_FILE).exists():
+    if FolderLock(Path(run)).path.exists():
         RunLock(run).acquire().release()
 
 

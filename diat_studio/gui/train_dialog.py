@@ -8,8 +8,9 @@ with `--json-progress` (trainer/custom_report.py). The app never imports the tra
 import-linter contract): where the trainer is not installed, the dialog says how to install it.
 
 Cancel sends SIGTERM: the trainer finishes its step, saves a checkpoint and exits 143; pressing Train
-again with the same settings continues where it stopped (the work lives in the per-user data folder,
-under training/NAME).
+again with the same settings continues where it stopped. Closing the dialog only hides it: the training
+goes on in the background and the window announces the new edit when it is done (the work lives in the
+per-user data folder, under training/NAME).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QProcess, QStandardPaths, Signal
-from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -313,11 +313,10 @@ class TrainDialog(QDialog):
         problems = [line for line in lines if "error" in line.lower() or line.lstrip().startswith("- ")]
         return "\n".join(problems[-6:]) if problems else (lines[-1] if lines else "")
 
-    def closeEvent(self, event: QCloseEvent) -> None:
-        """Closing while training cancels it and waits for the checkpoint (a killed trainer would lose
-        the steps since its last one)."""
+    def stop_and_wait(self) -> None:
+        """When the app quits: cancel a running training and wait (at most CLOSE_WAIT_MS) for its
+        checkpoint — a trainer killed with its QProcess would lose the steps since its last one."""
         if self.running:
             assert self.process is not None
             self.cancel()
             self.process.waitForFinished(CLOSE_WAIT_MS)
-        super().closeEvent(event)

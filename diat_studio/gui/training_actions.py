@@ -48,4 +48,4 @@ class TrainingActions:
     def _close_train_dialog(self) -> None:
         """Closing the window stops a running training cleanly (checkpoint, resumable), not by a kill."""
         if self.train_dialog is not None:
-            self.train_dialog.close()
+            self.train_dialog.stop_and_wait()
