@@ -36,6 +36,8 @@ ROWS=(
   "fp32|male-to-female|--no-amp"
   "full|open-mouth|"
   "no-region-d|open-mouth|--region-adversarial-weight 0"
+  "keep|male-to-female|--keep-weight 5"
+  "keep|open-mouth|--keep-weight 5"
 )
 for row in "${ROWS[@]}"; do
   IFS='|' read -r name edit extra <<<"$row"

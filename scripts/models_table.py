@@ -26,13 +26,20 @@ def main() -> None:
         missed = m.get("quality_bar_missed")
         verdict = "—" if missed is None else "passes" if not missed else f"experimental ({len(missed)})"
         print(
-            f"| {manifest.display_name} | {kind} | {training.get('transform', {}).get('steps', '?')} "
+            f"| {manifest.display_name} | {kind} | {_steps(training.get('transform', {}))} "
             f"| {_pct(m, 'attribute_success_rate')} ({_pct(m, 'blur_control_success_rate')}) "
             f"| {_pct(m, 'identity_kept_rate')} ({_num(m, 'identity_mean_distance', '.2f')}) "
             f"| {_pct(m, 'two_sample_accuracy')} | {_num(m, 'mean_delta_e_face', '.1f')} "
             f"| {_num(m, 'already_target_delta_e', '.1f')} | {verdict} "
             f"| [docs/models/{manifest.name}.md](docs/models/{manifest.name}.md) |"
         )
+
+
+def _steps(transform: dict) -> str:
+    """The transform's steps; "first + second" for a run continued from another (a second GPU session)."""
+    steps = str(transform.get("steps", "?"))
+    earlier = transform.get("continued_from")
+    return f"{earlier['steps']} + {steps}" if earlier else steps
 
 
 def _pct(metrics: dict, key: str) -> str:

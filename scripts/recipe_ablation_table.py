@@ -22,8 +22,10 @@ ROWS = [
     ("male-to-female-no-ema", "− weight average (EMA)"),
     ("male-to-female-no-classifier", "− frozen-classifier attribute loss"),
     ("male-to-female-fp32", "float32 instead of bf16 autocast"),
+    ("male-to-female-keep", "+ already-target faces kept (keep weight 5)"),
     ("open-mouth-full", "open mouth, the whole recipe"),
     ("open-mouth-no-region-d", "− region discriminator"),
+    ("open-mouth-keep", "+ already-target faces kept (keep weight 5)"),
 ]
 
 

@@ -31,16 +31,30 @@ INFO = {
 }
 
 
+def _stage_row(label: str, run: dict) -> str:
+    minutes = f"{run['seconds'] / 60:.1f} min" if run.get("seconds") else "?"
+    return (
+        f"| {label} | {run['run']} | {run['steps']} | {run.get('batch_size')} "
+        f"| {minutes} | {run.get('device')} × {run.get('world_size')} |"
+    )
+
+
+def _schedule(training: dict) -> str:
+    if str(training.get("transform", {}).get("device", "")).startswith("cuda"):
+        lent = "`pack` → `fleet` on a lent GPU → `fleet-import`"
+        return f"The schedule: {lent} (docs/TRAINING.md, sections 4 and 5)."
+    return "The schedule: `scripts/train_bundled.sh` (docs/TRAINING.md, section 4)."
+
+
 def _stage_rows(training: dict) -> list[str]:
     rows = []
     for key in ("transform", "enhancer"):
         run = training.get(key)
         if run:
-            minutes = f"{run['seconds'] / 60:.1f} min" if run.get("seconds") else "?"
-            rows.append(
-                f"| {key} ({run['stage']}) | {run['run']} | {run['steps']} | {run.get('batch_size')} "
-                f"| {minutes} | {run.get('device')} × {run.get('world_size')} |"
-            )
+            earlier = run.get("continued_from")
+            if earlier:  # a second session went on from the first one's editor
+                rows.append(_stage_row(f"{key}, first session", earlier))
+            rows.append(_stage_row(f"{key} ({run['stage']})", run))
     return rows
 
 
@@ -107,7 +121,7 @@ def main() -> None:
         "|---|---|---:|---:|---:|---|",
         *_stage_rows(training),
         "",
-        "The schedule: `scripts/train_bundled.sh` (docs/TRAINING.md, section 4).",
+        _schedule(training),
         "",
         "## Evaluation (`diat-studio-train evaluate`, held-out faces)",
         "",

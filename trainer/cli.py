@@ -171,7 +171,10 @@ def _parser() -> argparse.ArgumentParser:
     sizes.add_argument(
         "--two-sample-steps",
         type=int,
-        help="training steps of the realism two-sample classifier (0 leaves the test out; default 200)",
+        help=(
+            "training steps of each realism two-sample classifier (three are trained, the best counts; "
+            "0 leaves the test out; default 600)"
+        ),
     )
     sizes.add_argument("--grey-faces", type=int, help="faces made grey for the grey check (default 16)")
     sizes.add_argument(

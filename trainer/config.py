@@ -88,6 +88,10 @@ class TrainConfig:
     attribute_weight: float = 1.0
     pair_weight: float = 0.0
     """Remove eyeglasses: L1 weight of the synthetic pairs (glasses drawn onto glasses-free faces)."""
+    keep_weight: float = 0.0
+    """Faces that already have the target attribute go through T too and their Δ is penalised (L1): an
+    edit should leave them as they are (trainer.losses.unchanged_penalty). From the first step it stops a
+    local edit from forming (docs/ABLATION.md): use it to continue a run whose edit already works."""
 
     # networks from earlier runs (run folders)
     init_transform: str | None = None

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from trainer.progress import progress_text, rate_and_eta
+from diat_studio.core.progress import rate_and_eta
+from trainer.progress import progress_text
 
 #: A log file (or a pipe) gets a progress line at most this often; a terminal is redrawn every update.
 LINE_SECONDS = 10.0

@@ -14,7 +14,9 @@ off in the config for the ablation (docs/ABLATION.md):
   labels), so that T is pulled towards the attribute from the first step — never the evaluator;
 - identity: the dlib face-recognition features and descriptor of DIAT (trainer.identity);
 - remove eyeglasses: synthetic pairs (trainer.glasses) — glasses drawn onto glasses-free faces, T asked
-  to return the clean face (`pair_weight`) — beside the adversarial loss on real glasses faces.
+  to return the clean face (`pair_weight`) — beside the adversarial loss on real glasses faces;
+- faces that already have the target attribute kept as they are (`keep_weight`, the identity-mapping loss
+  of CycleGAN / StarGAN) — one more T pass, on D's real batch.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from trainer.losses import (
     feature_distance,
     gan_losses,
     r1_penalty,
+    unchanged_penalty,
 )
 from trainer.networks import PlainEditor, ResidualEditor, SpectralDiscriminator
 from trainer.stage_base import Stage, attribute_rows, load_trained
@@ -217,6 +220,11 @@ class EditStage(Stage):
                 attribute = F.binary_cross_entropy_with_logits(logits.float(), wanted)
                 loss = loss + config.attribute_weight * attribute
                 losses["attribute"] = attribute.item()
+            if config.keep_weight > 0:
+                _, kept_delta = self.edit(self.T, real, real_batch.get("mask"))
+                kept = unchanged_penalty(kept_delta, real_batch.get("mask"))
+                loss = loss + config.keep_weight * kept
+                losses["kept"] = kept.item()
             if self.pairs is not None:
                 pair = self._pair_loss()
                 loss = loss + config.pair_weight * pair

@@ -25,7 +25,8 @@ from diat_studio.core.paths import user_models_dir
 from diat_studio.core.regions import RegionKind
 from diat_studio.core.registry import ModelRegistry, sha256_file
 from trainer.data import PreparedDataset
-from trainer.runs import LOG_FILE, STATUS_FILE, JsonlLog, RunError, run_config
+from trainer.onnx_weights import store_weights_as_float16
+from trainer.runs import CHECKPOINT, LOG_FILE, STATUS_FILE, JsonlLog, RunError, run_config
 from trainer.stages import load_trained
 from trainer.swap import staged
 
@@ -46,7 +47,8 @@ _ATTRIBUTE_NAMES = {
 
 
 def export_onnx(module: nn.Module, inputs: dict[str, torch.Tensor], output: str, path: Path) -> None:
-    """Export with a dynamic batch dimension (TorchScript-based exporter: no extra dependencies)."""
+    """Export with a dynamic batch dimension (TorchScript-based exporter: no extra dependencies), its
+    weights stored as float16 and computed in float32 (trainer.onnx_weights: half the file)."""
     module = module.eval().cpu()
     names = list(inputs)
     dynamic = {name: {0: "batch"} for name in [*names, output]}
@@ -63,6 +65,7 @@ def export_onnx(module: nn.Module, inputs: dict[str, torch.Tensor], output: str,
             opset_version=OPSET,
             dynamo=False,
         )
+    store_weights_as_float16(path)
 
 
 def export_model(
@@ -217,6 +220,29 @@ def _run_summary(run: Path, config: dict[str, Any]) -> dict[str, Any]:
         "world_size": status.get("world_size"),
         "batch_size": config.get("batch_size"),
         "final_losses": losses[-1] if losses else {},
+        **continued_from(config),
+    }
+
+
+def continued_from(config: dict[str, Any]) -> dict[str, Any]:
+    """{"continued_from": {"run", "steps"}} when an `edit` run started from another edit run's editor
+    (a second GPU session: `pack --continue`): the steps of this run alone are not the model's steps."""
+    init = config.get("init_transform")
+    if config.get("stage") != "edit" or not init or not (Path(init) / CHECKPOINT).is_file():
+        return {}
+    earlier = run_config(Path(init))
+    status_path = Path(init) / STATUS_FILE
+    status = json.loads(status_path.read_text()) if status_path.is_file() else {}
+    steps = torch.load(Path(init) / CHECKPOINT, map_location="cpu", weights_only=False).get("step")
+    return {
+        "continued_from": {
+            "run": earlier.get("packed_from") or str(init),
+            "steps": steps,
+            "batch_size": earlier.get("batch_size"),
+            "seconds": status.get("seconds"),
+            "device": status.get("device"),
+            "world_size": status.get("world_size"),
+        }
     }
 
 
@@ -249,6 +275,7 @@ def _training_summary(
                         "region_adversarial_weight",
                         "r1_weight",
                         "pair_weight",
+                        "keep_weight",
                     )
                     if recipe
                     else ()

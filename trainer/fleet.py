@@ -58,6 +58,7 @@ class FleetOptions:
     ema_decay: float = 0.999
     evaluate_faces: int = 300
     two_sample_steps: int = 200
+    """The GPU machine's preview: fewer than `evaluate`'s 600 (fleet-import measures with those at home)."""
     grid_faces: int = 16
     checkpoint_every: int = 500
     threads: int = 0
@@ -168,6 +169,11 @@ def _new_run(
     from trainer.runs import CONFIG_FILE, new_run_folder
 
     fields = spec.config_fields()
+    width = options.transform_width
+    continued = load_pack(pack).get("continue", {}).get(spec.name)
+    if continued:  # a second session: this edit goes on from the packed editor, at that editor's width
+        fields["init_transform"] = str(pack / "init" / spec.name)
+        width = int(continued["transform_width"])
     config = TrainConfig(
         **{
             **fields,
@@ -176,7 +182,7 @@ def _new_run(
             "steps": 10_000_000,  # the deadline stops it
             "batch_size": options.batch_size,
             "lr": options.lr,
-            "transform_width": options.transform_width,
+            "transform_width": width,
             "discriminator_width": options.discriminator_width,
             "ema_decay": options.ema_decay,
             "attribute_classifier": str(pack / "runs" / f"guide-{spec.attribute}"),
@@ -323,6 +329,9 @@ def _packed(name: str, run: Path, model_dir: Path | None, out: Path, error: str 
     }
     if error:
         entry["error"] = error
+    init = _read_json(run / "config.json").get("init_transform")
+    if init:
+        entry["continued_from"] = init
     if model_dir is not None:
         report = _read_json(model_dir / "evaluation.json")
         metrics = report.get("metrics", {})

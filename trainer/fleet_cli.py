@@ -37,6 +37,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         metavar="ATTRIBUTE=RUN",
         help="the evaluator of an attribute (default: the newest evaluator run)",
     )
+    pack.add_argument(
+        "--continue",
+        dest="continue_from",
+        action="append",
+        default=[],
+        metavar="EDIT=RUN",
+        help="that edit's fleet run goes on from this `edit` run's editor (e.g. a run fleet-import unpacked)",
+    )
     pack.add_argument("--quality", type=int, default=88, help="WebP quality of the crops (default 88)")
     pack.add_argument(
         "--heldout-faces", type=int, default=300, help="held-out faces that travel (default 300)"
@@ -88,12 +96,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     fleet_import.set_defaults(handler=_run_fleet_import)
 
 
-def _pairs(values: list[str], option: str) -> tuple[tuple[str, Path], ...]:
+def _pairs(values: list[str], option: str, key: str = "ATTRIBUTE") -> tuple[tuple[str, Path], ...]:
     pairs = []
     for value in values:
         attribute, sep, run = value.partition("=")
         if not sep or not attribute or not run:
-            raise ValueError(f"{option} takes ATTRIBUTE=RUN, got {value!r}")
+            raise ValueError(f"{option} takes {key}=RUN, got {value!r}")
         pairs.append((attribute, Path(run)))
     return tuple(pairs)
 
@@ -116,6 +124,7 @@ def _run_pack(options: argparse.Namespace) -> int:
             max_train_faces=options.max_train_faces,
             guides=_pairs(options.guide, "--guide"),
             evaluators=_pairs(options.evaluator, "--evaluator"),
+            continue_from=_pairs(options.continue_from, "--continue", "EDIT"),
             force=options.force,
             check_budget=not options.no_budget,
         )

@@ -51,6 +51,15 @@ def edit_magnitude(delta: torch.Tensor) -> torch.Tensor:
     return delta.abs().mean() + total_variation(delta)
 
 
+def unchanged_penalty(delta: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean absolute edit Δ on faces that already have the target attribute — the identity-mapping loss of
+    CycleGAN and StarGAN: male → female on a woman, open mouth on an open mouth should change little.
+    With a mask (a local edit, Δ already masked) the mean is over the region, not the whole crop."""
+    if mask is None:
+        return delta.abs().mean()
+    return (delta.abs() * mask).sum() / (mask.sum() * delta.shape[1]).clamp_min(1.0)
+
+
 def colour_drift(delta: torch.Tensor, scale: int = 16) -> torch.Tensor:
     """Mean absolute *chroma* of the low-frequency edit (Δ blurred to 1/`scale` of the crop).
 

@@ -11,6 +11,7 @@ small enough to travel beside the repository (64 MiB in all), readable without d
       identity.pt                 dlib's face-recognition ResNet (float16) + the crop → chip map
       runs/guide-<Attribute>/     the frozen guide classifiers (networks only, float16)
       runs/evaluator-<Attribute>/ the evaluators of `evaluate` (networks only, float16)
+      init/<edit>/                with --continue: the editor (weight average, float16) an edit goes on from
 
 Every training face travels, in the source's order (so the developers' split is the same faces); of the
 held-out faces a stratified sample does (`heldout_faces`: every attribute value of every edit is
@@ -71,6 +72,10 @@ class PackOptions:
     """(attribute, run) overrides; default: the newest finished `runs/*-classify-guide-<attribute>`."""
     evaluators: tuple[tuple[str, Path], ...] = ()
     """(attribute, run) overrides; default: the newest finished `runs/*-evaluator-<attribute>-classifier`."""
+    continue_from: tuple[tuple[str, Path], ...] = ()
+    """(edit, `edit` run) pairs: that edit's fleet run starts from the run's editor (its weight average,
+    float16, in `init/<edit>/`) instead of from the identity — a second GPU session goes on where the
+    first stopped (the run folders `fleet-import` unpacks, or a CPU run of the same width)."""
     force: bool = False
     check_budget: bool = True
 
@@ -89,6 +94,7 @@ def build_pack(options: PackOptions) -> dict[str, Any]:
     evaluators = _runs(
         options.runs_dir, attributes, dict(options.evaluators), "evaluator", "{}-evaluator-{}-classifier"
     )
+    continued = _continued_runs(options.continue_from, specs)
     out = Path(options.out)
     if out.exists() and not options.force:
         raise PackError(f"{out} exists: pass --force to replace it")
@@ -106,6 +112,8 @@ def build_pack(options: PackOptions) -> dict[str, Any]:
         for attribute in attributes:
             _slim_run(guides[attribute], temp / "runs" / f"guide-{attribute}", "discriminator")
             _slim_run(evaluators[attribute], temp / "runs" / f"evaluator-{attribute}", "classifier")
+        for name, run in continued.items():
+            _slim_run(run, temp / "init" / name, "editor_ema")
         manifest = {
             "format": PACK_FORMAT,
             "source": str(Path(options.data).resolve()),
@@ -116,6 +124,10 @@ def build_pack(options: PackOptions) -> dict[str, Any]:
             "traded": _traded(info, options),
             "guides": {a: str(guides[a]) for a in attributes},
             "evaluators": {a: str(evaluators[a]) for a in attributes},
+            "continue": {
+                name: {"run": str(run), "steps": _steps(run), "transform_width": _width(run)}
+                for name, run in continued.items()
+            },
         }
         manifest["bytes"] = _folder_bytes(temp)
         (temp / PACK_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -271,11 +283,48 @@ def _write_dataset(
     }
 
 
+def _continued_runs(given: tuple[tuple[str, Path], ...], specs: list[EditSpec]) -> dict[str, Path]:
+    """The edits to continue and their runs, checked: a packed edit, a finished-or-stopped `edit` run of
+    the same attribute and direction with a checkpoint."""
+    names = {spec.name: spec for spec in specs}
+    runs: dict[str, Path] = {}
+    for name, run in given:
+        if name not in names:
+            packed = ", ".join(names)
+            raise PackError(f"--continue {name}=…: {name!r} is not one of the packed edits ({packed})")
+        if name in runs:
+            raise PackError(f"--continue names {name!r} twice")
+        run = Path(run)
+        if not (run / CHECKPOINT).is_file():
+            raise PackError(f"--continue {name}={run}: no checkpoint ({CHECKPOINT}) there")
+        config = run_config(run)
+        spec = names[name]
+        if config.get("stage") != "edit" or config.get("attribute") != spec.attribute:
+            raise PackError(
+                f"--continue {name}={run}: an `edit` run of {spec.attribute} is needed, that is a "
+                f"`{config.get('stage')}` run of {config.get('attribute')}"
+            )
+        if config.get("direction") != spec.direction:
+            raise PackError(f"--continue {name}={run}: it edits the other way ({config.get('direction')})")
+        runs[name] = run
+    return runs
+
+
+def _steps(run: Path) -> int:
+    return int(torch.load(run / CHECKPOINT, map_location="cpu", weights_only=False).get("step") or 0)
+
+
+def _width(run: Path) -> int:
+    return int(run_config(run)["transform_width"])
+
+
 def _slim_run(run: Path, out: Path, network: str) -> None:
     """A classifier run reduced to what `load_trained` and `evaluate` read: its config, the one network
     (float16) and the last held-out record of its log (the evaluator's accuracy)."""
     checkpoint = torch.load(run / CHECKPOINT, map_location="cpu", weights_only=False)
     networks = checkpoint.get("networks", {})
+    if network == "editor_ema" and network not in networks:  # a run trained without the average
+        network = "editor"
     if network not in networks:
         raise RunError(f"{run} has no network '{network}'")
     state = {k: (v.half() if torch.is_floating_point(v) else v) for k, v in networks[network].items()}
@@ -284,7 +333,8 @@ def _slim_run(run: Path, out: Path, network: str) -> None:
     config = run_config(run)
     config["packed_from"] = str(run)
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-    shutil.copyfile(run / STATUS_FILE, out / STATUS_FILE)
+    if (run / STATUS_FILE).is_file():
+        shutil.copyfile(run / STATUS_FILE, out / STATUS_FILE)
     heldout = [r for r in JsonlLog(run / LOG_FILE).read() if "heldout" in r]
     (out / LOG_FILE).write_text("".join(json.dumps(r) + "\n" for r in heldout[-1:]))
 

@@ -11,13 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from diat_studio.core.progress import format_duration
-
-
-def rate_and_eta(done: int, total: int, start: int, elapsed: float) -> tuple[float, float]:
-    """(units per second, seconds left) of a job at `done` of `total` that began at `start`."""
-    rate = (done - start) / elapsed if elapsed > 0 else 0.0
-    return rate, ((total - done) / rate if rate > 0 else 0.0)
+from diat_studio.core.progress import format_duration, rate_and_eta
 
 
 def progress_text(done: int, total: int, unit: str, rate: float, eta: float) -> str:

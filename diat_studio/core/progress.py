@@ -22,9 +22,7 @@ class ProgressBar:
         """`start` is where this run began (a resumed run's rate counts only its own progress)."""
         if not self.enabled:
             return
-        elapsed = time.monotonic() - self.started
-        rate = (done - start) / elapsed if elapsed > 0 else 0.0
-        eta = (total - done) / rate if rate > 0 else 0.0
+        rate, eta = rate_and_eta(done, total, start, time.monotonic() - self.started)
         if self.tty:
             filled = int(self.width * done / max(total, 1))
             bar = "█" * filled + "·" * (self.width - filled)
@@ -41,6 +39,13 @@ class ProgressBar:
         if self.enabled and self.tty and self.shown:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def rate_and_eta(done: int, total: int, start: int, elapsed: float) -> tuple[float, float]:
+    """(units per second, seconds left) of a job at `done` of `total` that began at `start` (a resumed
+    job's rate counts only its own progress); shared by the batch's bar and the trainer's progress line."""
+    rate = (done - start) / elapsed if elapsed > 0 else 0.0
+    return rate, ((total - done) / rate if rate > 0 else 0.0)
 
 
 def format_duration(seconds: float) -> str:

@@ -215,3 +215,64 @@ def test_fleet_import_measures_compares_and_ships(fleet_results, labelled, tmp_p
     assert "| remove-eyeglasses | shipped |" in printed[-1]
     with pytest.raises(ValueError, match="no edit 'add-beard'"):
         import_results(ImportOptions(**{**options.__dict__, "edits": ("add-beard",)}))
+
+
+def test_a_second_session_continues_an_edit_from_the_first(fleet_results, labelled, tmp_path: Path) -> None:
+    """`pack --continue EDIT=RUN` carries the first session's editor; the second `fleet` starts that edit
+    from it (not from the identity) and says so in fleet.json."""
+    out, result = fleet_results
+    assert result.returncode == 0
+    data, runs = labelled
+    with tarfile.open(out / "male-to-female.tar.gz") as archive:
+        archive.extractall(tmp_path / "first", filter="data")
+    first = tmp_path / "first" / "male-to-female" / "run"
+    pack = tmp_path / "pack"
+    options = PackOptions(
+        data=data,
+        out=pack,
+        runs_dir=runs,
+        edits=("male-to-female", "open-mouth"),
+        heldout_faces=4,
+        continue_from=(("male-to-female", first),),
+        check_budget=False,
+    )
+    manifest = build_pack(options)
+    assert set(manifest["continue"]) == {"male-to-female"}
+    assert manifest["continue"]["male-to-female"]["steps"] >= 1
+    assert manifest["continue"]["male-to-female"]["transform_width"] == 4
+    packed = torch.load(pack / "init" / "male-to-female" / "checkpoints" / "latest.pt", weights_only=False)
+    average = torch.load(first / "checkpoints" / "latest.pt", weights_only=False)["networks"]["editor_ema"]
+    assert set(packed["networks"]) == {"editor_ema"}
+    for key, value in average.items():
+        assert torch.equal(packed["networks"]["editor_ema"][key], value.half())
+
+    for wrong, message in (
+        (("old-to-young", first), "not one of the packed edits"),
+        (("open-mouth", first), "an `edit` run of Mouth_Slightly_Open is needed"),
+        (("male-to-female", tmp_path), "no checkpoint"),
+    ):
+        with pytest.raises(PackError, match=message):
+            build_pack(PackOptions(**{**options.__dict__, "out": tmp_path / "p2", "continue_from": (wrong,)}))
+
+    second = tmp_path / "second"
+    command = [
+        sys.executable, "-m", "trainer.cli", "fleet", str(pack), "--minutes", "0.1",
+        "--out", str(second), "--work", str(tmp_path / "work"), "--device", "cpu",
+        "--batch-size", "2", "--transform-width", "4", "--discriminator-width", "4",
+        "--evaluate-faces", "4", "--two-sample-steps", "2",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=REPOSITORY)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    edits = json.loads((second / "fleet.json").read_text())["edits"]
+    assert edits["male-to-female"]["continued_from"] == str(pack / "init" / "male-to-female")
+    assert "continued_from" not in edits["open-mouth"]
+    config = json.loads(next((tmp_path / "work" / "runs").glob("*male-to-female*/config.json")).read_text())
+    assert config["init_transform"] == str(pack / "init" / "male-to-female")
+    # the exported model's manifest counts both sessions (the card shows them as two rows)
+    with tarfile.open(second / "male-to-female.tar.gz") as archive:
+        archive.extractall(tmp_path / "back", filter="data")
+    model = json.loads((tmp_path / "back" / "male-to-female" / "model" / "manifest.json").read_text())
+    earlier = model["training"]["transform"]["continued_from"]
+    assert earlier["run"] == str(first)
+    assert earlier["steps"] == manifest["continue"]["male-to-female"]["steps"]

@@ -15,6 +15,7 @@ from trainer.measures import (
     mean_delta_e_faces,
     random_rows,
     success_over_blur_points,
+    two_sample_accuracies,
     two_sample_accuracy,
 )
 
@@ -68,6 +69,12 @@ def test_two_sample_test_details(crops: np.ndarray) -> None:
     assert torch.equal(state, torch.random.get_rng_state())  # the caller's random state is left alone
     assert first == two_sample_accuracy(crops[:6], crops[40:50], steps=2, seed=3)  # deterministic
     assert first is not None and first * 6 == round(first * 6)  # 3 + 3 faces scored (sets cut to 6)
+
+
+def test_repeated_two_sample_test_is_one_classifier_per_seed(crops: np.ndarray) -> None:
+    runs = two_sample_accuracies(crops[:10], crops[40:52], repeats=3, seed=5, steps=2)
+    assert runs == [two_sample_accuracy(crops[:10], crops[40:52], steps=2, seed=s) for s in (5, 6, 7)]
+    assert two_sample_accuracies(crops[:1], crops[1:], repeats=3) is None
 
 
 def test_blur_control_only_inside_the_mask(crops: np.ndarray) -> None:

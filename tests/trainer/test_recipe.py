@@ -19,6 +19,7 @@ from trainer.losses import (
     hinge_discriminator,
     hinge_generator,
     r1_penalty,
+    unchanged_penalty,
 )
 from trainer.networks import ResidualEditor, SpectralDiscriminator
 
@@ -112,6 +113,31 @@ def test_edit_magnitude() -> None:
 
 
 # -- DiffAugment ---------------------------------------------------------------------------------------------
+
+
+def test_unchanged_penalty_is_the_mean_edit_inside_the_region() -> None:
+    assert unchanged_penalty(torch.zeros(2, 3, 8, 8)).item() == 0.0
+    assert unchanged_penalty(torch.full((2, 3, 8, 8), -0.2)).item() == pytest.approx(0.2)
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[:, :, 2:4, 2:6] = 1.0
+    delta = mask * 0.3  # a local edit's Δ is already masked: its mean over the region, not the crop
+    assert unchanged_penalty(delta, mask).item() == pytest.approx(0.3)
+    assert unchanged_penalty(delta).item() == pytest.approx(0.3 * 8 / 64)
+    # it trains an editor that edits everything towards leaving such faces alone
+    torch.manual_seed(0)
+    editor = ResidualEditor(width=4)
+    optimiser = torch.optim.Adam(editor.parameters(), lr=1e-2)
+    x = faces(2, 16) * 0.5
+    for _ in range(30):  # first teach it a face-wide edit
+        optimiser.zero_grad()
+        (editor(x) - (x + 0.3)).abs().mean().backward()
+        optimiser.step()
+    before = unchanged_penalty(editor.delta(x)).item()
+    for _ in range(30):
+        optimiser.zero_grad()
+        unchanged_penalty(editor.delta(x)).backward()
+        optimiser.step()
+    assert before > 0.1 and unchanged_penalty(editor.delta(x)).item() < 0.5 * before
 
 
 def test_diffaugment_is_differentiable_and_reproducible() -> None:
