@@ -12,6 +12,8 @@ import argparse
 import shutil
 from pathlib import Path
 
+from PIL import Image
+
 from diat_studio.core.manifest import ModelManifest
 from diat_studio.core.registry import ModelRegistry
 from trainer.evaluate import EVALUATOR_MIN_ACCURACY
@@ -81,9 +83,14 @@ def main() -> None:
     manifest = ModelManifest.load(options.model)
     metrics, training = manifest.metrics, manifest.training
     options.out.mkdir(parents=True, exist_ok=True)
-    for source, target in (("evaluation.png", ".png"), ("evaluation-photos.png", "-photos.png")):
-        if (options.model / source).is_file():
-            shutil.copyfile(options.model / source, options.out / f"{manifest.name}{target}")
+    if (options.model / "evaluation.png").is_file():
+        shutil.copyfile(options.model / "evaluation.png", options.out / f"{manifest.name}.png")
+    if (options.model / "evaluation-photos.png").is_file():
+        # the photo grid as a JPEG (quality 95, full-resolution colour: no artefact of its own at 100%) —
+        # a third of the PNG's size, and the repository travels to lent GPUs within 64 MiB with the pack
+        with Image.open(options.model / "evaluation-photos.png") as grid:
+            grid.convert("RGB").save(options.out / f"{manifest.name}-photos.jpg", quality=95, subsampling=0)
+        (options.out / f"{manifest.name}-photos.png").unlink(missing_ok=True)
     dataset = training.get("dataset", {})
     split = dataset.get("split") or {}
     lines = [
@@ -162,7 +169,7 @@ def main() -> None:
         "Grid: input | transformed | edited (what the app pastes back), for 16 held-out faces lacking the "
         "attribute, drawn at random with a fixed seed (not chosen).",
         "",
-        f"![the same faces edited in their photos]({manifest.name}-photos.png)",
+        f"![the same faces edited in their photos]({manifest.name}-photos.jpg)",
         "",
         "The same draw, each face's whole photo edited by the app (`edit_photo`: detection, alignment, "
         "the edit, paste-back).",

@@ -22,6 +22,9 @@ ROUNDS = 2000
 TOLERANCE = 200
 """Python-level objects holding None come and go (item wrappers, closures): a few hundred is noise; the
 6.12.0 bug loses tens of references per round."""
+LEAK_BOUND = ROUNDS // 2
+"""Gains cannot abort the interpreter: they are objects alive at the moment of counting (measured: +374
+once in 4 runs, 0 in the others). More than one extra reference every other round would be a leak."""
 
 _REPAID: list[object] = []
 """References handed back to the singletons when the test fails, so the failure is reported instead of
@@ -74,7 +77,7 @@ def test_singleton_refcounts_stay_flat_over_repaints_zooms_and_rebuilds(
         gc.collect()
         drift = _drift(before)
     print(f"refcount drift after {rounds} rounds: {drift}")
-    assert all(abs(value) <= TOLERANCE for value in drift.values()), (
+    assert all(-TOLERANCE <= value <= LEAK_BOUND for value in drift.values()), (
         f"after {rounds} rounds of repaint/zoom/rebuild the singletons' reference counts moved by {drift} "
         "(PySide6 6.12.0 on Python < 3.12 drops references: see the PySide6 range in pyproject.toml)"
     )
