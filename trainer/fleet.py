@@ -95,7 +95,11 @@ def run_fleet(options: FleetOptions, say: Callable[[str], None] = print) -> dict
     dataset = unpack_dataset(pack, work / "dataset", workers=min(cores, 16))
     summary["unpack_seconds"] = round(time.time() - started, 1)
 
-    runs = {spec.name: _new_run(spec, options, pack, dataset, work / "runs", threads) for spec in specs}
+    continued = manifest.get("continue", {})
+    runs = {
+        spec.name: _new_run(spec, options, pack, continued.get(spec.name), dataset, work / "runs", threads)
+        for spec in specs
+    }
     deadline = time.time() + 60 * options.minutes
     context = mp.get_context("spawn")
     stop = context.Event()
@@ -163,14 +167,19 @@ def _device_name(device: str) -> str:
 
 
 def _new_run(
-    spec: EditSpec, options: FleetOptions, pack: Path, dataset: Path, runs_dir: Path, threads: int
+    spec: EditSpec,
+    options: FleetOptions,
+    pack: Path,
+    continued: dict[str, Any] | None,
+    dataset: Path,
+    runs_dir: Path,
+    threads: int,
 ) -> Path:
     from trainer.config import TrainConfig
     from trainer.runs import CONFIG_FILE, new_run_folder
 
     fields = spec.config_fields()
     width = options.transform_width
-    continued = load_pack(pack).get("continue", {}).get(spec.name)
     if continued:  # a second session: this edit goes on from the packed editor, at that editor's width
         fields["init_transform"] = str(pack / "init" / spec.name)
         width = int(continued["transform_width"])

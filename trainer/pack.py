@@ -112,8 +112,7 @@ def build_pack(options: PackOptions) -> dict[str, Any]:
         for attribute in attributes:
             _slim_run(guides[attribute], temp / "runs" / f"guide-{attribute}", "discriminator")
             _slim_run(evaluators[attribute], temp / "runs" / f"evaluator-{attribute}", "classifier")
-        for name, run in continued.items():
-            _slim_run(run, temp / "init" / name, "editor_ema")
+        steps = {name: _slim_run(run, temp / "init" / name, "editor_ema") for name, run in continued.items()}
         manifest = {
             "format": PACK_FORMAT,
             "source": str(Path(options.data).resolve()),
@@ -125,7 +124,7 @@ def build_pack(options: PackOptions) -> dict[str, Any]:
             "guides": {a: str(guides[a]) for a in attributes},
             "evaluators": {a: str(evaluators[a]) for a in attributes},
             "continue": {
-                name: {"run": str(run), "steps": _steps(run), "transform_width": _width(run)}
+                name: {"run": str(run), "steps": steps[name], "transform_width": _width(run)}
                 for name, run in continued.items()
             },
         }
@@ -310,17 +309,13 @@ def _continued_runs(given: tuple[tuple[str, Path], ...], specs: list[EditSpec]) 
     return runs
 
 
-def _steps(run: Path) -> int:
-    return int(torch.load(run / CHECKPOINT, map_location="cpu", weights_only=False).get("step") or 0)
-
-
 def _width(run: Path) -> int:
     return int(run_config(run)["transform_width"])
 
 
-def _slim_run(run: Path, out: Path, network: str) -> None:
-    """A classifier run reduced to what `load_trained` and `evaluate` read: its config, the one network
-    (float16) and the last held-out record of its log (the evaluator's accuracy)."""
+def _slim_run(run: Path, out: Path, network: str) -> int:
+    """A run reduced to what `load_trained` and `evaluate` read: its config, the one network (float16) and
+    the last held-out record of its log (the evaluator's accuracy); returns the checkpoint's step."""
     checkpoint = torch.load(run / CHECKPOINT, map_location="cpu", weights_only=False)
     networks = checkpoint.get("networks", {})
     if network == "editor_ema" and network not in networks:  # a run trained without the average
@@ -337,6 +332,7 @@ def _slim_run(run: Path, out: Path, network: str) -> None:
         shutil.copyfile(run / STATUS_FILE, out / STATUS_FILE)
     heldout = [r for r in JsonlLog(run / LOG_FILE).read() if "heldout" in r]
     (out / LOG_FILE).write_text("".join(json.dumps(r) + "\n" for r in heldout[-1:]))
+    return int(checkpoint.get("step") or 0)
 
 
 def _traded(info: dict[str, Any], options: PackOptions) -> str:
