@@ -16,8 +16,8 @@ from PIL import Image
 
 from diat_studio.core.manifest import ModelManifest
 from diat_studio.core.registry import ModelRegistry
-from trainer.evaluate import EVALUATOR_MIN_ACCURACY
-from trainer.quality import QUALITY_BAR
+from trainer.evaluate import EVALUATOR_MIN_ACCURACY, GRID_FACES
+from trainer.quality import GRID_ARTEFACTS, QUALITY_BAR, missed_targets
 
 # Informational rows (no target): shown when the evaluation has them.
 INFO = {
@@ -55,7 +55,7 @@ def _stage_rows(training: dict) -> list[str]:
         if run:
             earlier = run.get("continued_from")
             if earlier:  # a second session went on from the first one's editor
-                rows.append(_stage_row(f"{key}, first session", earlier))
+                rows.append(_stage_row(f"{key}, the session it continues", earlier))
             rows.append(_stage_row(f"{key} ({run['stage']})", run))
     return rows
 
@@ -74,13 +74,36 @@ def evaluator_warning(metrics: dict) -> list[str]:
     ]
 
 
+def record_grid_verdict(folder: Path, manifest: ModelManifest, faces: int) -> ModelManifest:
+    """The person's count of artefact faces in the grid into the manifest, with the verdict it implies."""
+    if faces < 0:
+        raise SystemExit("--grid-artefacts: a count of faces, 0 or more")
+    metrics = {**manifest.metrics, GRID_ARTEFACTS: faces}
+    fields: dict = {"metrics": metrics}
+    if "quality_bar_missed" in metrics:  # evaluated against the bar: the grid joins the verdict
+        metrics["quality_bar_missed"] = missed_targets(metrics)
+        fields["experimental"] = bool(metrics["quality_bar_missed"])
+    updated = ModelManifest(**{**manifest.__dict__, **fields})
+    updated.save(folder)
+    return updated
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("model", type=Path)
     parser.add_argument("--out", type=Path, default=Path("docs/models"))
     parser.add_argument("--notes", type=Path)
+    parser.add_argument(
+        "--grid-artefacts",
+        type=int,
+        metavar="N",
+        help="how many of the random grid's faces show blotches, stripes, mosaics or patches, looked at at "
+        "100%%: recorded in the manifest; above 0 misses the quality bar (the model becomes experimental)",
+    )
     options = parser.parse_args()
     manifest = ModelManifest.load(options.model)
+    if options.grid_artefacts is not None:
+        manifest = record_grid_verdict(options.model, manifest, options.grid_artefacts)
     metrics, training = manifest.metrics, manifest.training
     options.out.mkdir(parents=True, exist_ok=True)
     if (options.model / "evaluation.png").is_file():
@@ -145,6 +168,12 @@ def main() -> None:
     for key, (label, form) in INFO.items():
         if key in metrics:
             lines.append(f"| {label} | {form.format(metrics[key])} | |")
+    grid_faces = metrics.get(GRID_ARTEFACTS)
+    lines.append(
+        "| random grid at 100% (looked at): faces with blotches, stripes, mosaics or patches | "
+        + ("not looked at yet |" if grid_faces is None else f"{grid_faces} of {GRID_FACES} |")
+        + (" 0 (**missed**) |" if grid_faces else " 0 (met) |" if grid_faces == 0 else " 0 |")
+    )
     missed = metrics.get("quality_bar_missed")
     if missed is not None:
         verdict = (

@@ -263,6 +263,10 @@ def _check_needs(config: TrainConfig, problems: list[str], checked: Checked) -> 
         and (config.attribute != "Eyeglasses" or config.direction != "remove")
     ):
         problems.append("--pair-weight (synthetic glasses pairs) is for removing Eyeglasses only")
+    if config.delta_lowpass < 0:
+        problems.append(f"--delta-lowpass {config.delta_lowpass}: a σ in pixels, 0 (none) or more")
+    elif config.delta_lowpass > 0 and config.stage == "edit" and config.editor != "residual":
+        problems.append("--delta-lowpass is a component of the residual editor: it needs --editor residual")
 
 
 # -- resume ------------------------------------------------------------------------------------------------

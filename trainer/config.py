@@ -69,6 +69,10 @@ class TrainConfig:
     # the `edit` stage's recipe components (trainer/edit_stage.py); 0 / empty switches one off
     editor: str = "residual"
     """"residual" (x + Δ, starts at the identity) or "plain" (the paper's T, for the ablation)."""
+    delta_lowpass: float = 0.0
+    """σ in pixels of the crop of a fixed Gaussian low-pass on the residual editor's Δ (part of the exported
+    network; trainer.networks.DeltaLowPass); 0 = none. Takes away the pixel-scale pattern that the
+    two-sample test found in the edits (docs/ABLATION.md)."""
     edit_weight: float = 0.05
     """|Δ| + total variation of Δ (the residual editor's edit)."""
     colour_weight: float = 1.0

@@ -4,6 +4,7 @@ off in the config for the ablation (docs/ABLATION.md):
 
 - residual editor T (trainer.networks.ResidualEditor): output = x + Δ (global) or x + m ⊙ Δ (local, m the
   region's soft mask); starts at the identity; `edit_weight` penalises |Δ| and its total variation;
+  `delta_lowpass` passes Δ through a fixed Gaussian (no pixel-scale pattern of its own);
   `colour_weight` penalises low-frequency chroma in Δ (trainer.losses.colour_drift);
 - D with spectral normalisation and the hinge loss (trainer.networks.SpectralDiscriminator), a lazy R1
   penalty every `r1_every` steps, DiffAugment (trainer.augment, off by default) on real and edited faces
@@ -82,12 +83,20 @@ class EditStage(Stage):
             raise ValueError("stage 'edit' needs --attribute")
         self.region = RegionKind(config.region) if config.region else None
         kind = "editor" if config.editor == "residual" else "plain_editor"
-        if config.init_transform:
+        options = {"delta_lowpass": config.delta_lowpass} if config.editor == "residual" else {}
+        if config.editor != "residual" and config.delta_lowpass > 0:
+            raise ValueError("--delta-lowpass is a component of the residual editor (--editor residual)")
+        if config.init_transform:  # this run's low-pass, whatever the earlier run used (it is not a weight)
             editor = load_trained(
-                config.init_transform, "editor_ema", "transform_width", fallback="editor", kind=kind
+                config.init_transform,
+                "editor_ema",
+                "transform_width",
+                fallback="editor",
+                kind=kind,
+                **options,
             )
         elif config.editor == "residual":
-            editor = ResidualEditor(config.transform_width)
+            editor = ResidualEditor(config.transform_width, delta_lowpass=config.delta_lowpass)
         else:
             editor = PlainEditor(config.transform_width)
         lr_d = config.lr_discriminator if config.lr_discriminator is not None else config.lr

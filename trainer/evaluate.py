@@ -65,7 +65,7 @@ from trainer.measures import (
     success_over_blur_points,
     two_sample_accuracies,
 )
-from trainer.quality import missed_targets
+from trainer.quality import GRID_ARTEFACTS, missed_targets
 from trainer.runs import run_config, save_grid
 from trainer.stages import load_trained
 
@@ -243,7 +243,10 @@ def evaluate_model(
     if update_manifest:
         fields: dict[str, Any] = {"metrics": {**manifest.metrics, **metrics}}
         if quality_bar:  # the verdict: an edit that misses any target is shipped experimental
-            missed = missed_targets(metrics)
+            # the person's grid verdict (trainer.quality.GRID_ARTEFACTS) stays until they look again
+            missed = missed_targets(
+                {**{k: v for k, v in manifest.metrics.items() if k == GRID_ARTEFACTS}, **metrics}
+            )
             fields["metrics"]["quality_bar_missed"] = missed
             fields["experimental"] = bool(missed)
             report["quality_bar_missed"] = missed

@@ -121,7 +121,10 @@ def _export_into(
 
     if stage == "edit":  # the residual editor; its weight average when the run kept one
         editor = "plain_editor" if config.get("editor") == "plain" else "editor"
-        transform = load_trained(transform_run, "editor_ema", "transform_width", "editor", kind=editor)
+        options = {"delta_lowpass": float(config.get("delta_lowpass") or 0.0)} if editor == "editor" else {}
+        transform = load_trained(
+            transform_run, "editor_ema", "transform_width", "editor", kind=editor, **options
+        )
     else:
         transform = load_trained(transform_run, "transform", "transform_width")
     dummy = torch.zeros(1, 3, size, size)
@@ -286,6 +289,7 @@ def _training_summary(
             {
                 "recipe": {
                     "ema_decay": config.get("ema_decay"),
+                    "delta_lowpass": config.get("delta_lowpass", 0.0),
                     "augment": config.get("augment"),
                     "attribute_classifier": Path(config["attribute_classifier"]).name
                     if config.get("attribute_classifier")

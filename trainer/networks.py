@@ -15,12 +15,17 @@ All image tensors are N×3×S×S in [-1, 1]; masks are N×1×S×S in [0, 1].
 - GlobalEnhancer: input the (blurred) transformed face; dilated convs; output input + residual.
 - ResidualEditor (the recipe's T): the same 16-layer body, but it predicts an edit Δ that is added to the
   photo, and its last layer starts at zero — an untrained editor returns the photo unchanged, so training
-  starts from a clean face instead of from a reconstruction that first has to be learnt.
+  starts from a clean face instead of from a reconstruction that first has to be learnt. Optionally Δ
+  passes a fixed Gaussian low-pass (DeltaLowPass) before it is added: the editor cannot paint the
+  pixel-scale pattern that gave its edits away to the two-sample test (docs/ABLATION.md), while the
+  photo's own fine texture passes through untouched.
 - SpectralDiscriminator (the recipe's D): strided convs under spectral normalisation, no normalisation
   layers (which fight the Lipschitz bound), one logit per image; also used, smaller, as the region D.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -82,13 +87,48 @@ class TransformNet(nn.Module):
         return torch.tanh(self.net(x))
 
 
+class DeltaLowPass(nn.Module):
+    """A fixed, separable Gaussian low-pass (σ in pixels, reflect padding, per channel) for the editor's Δ.
+
+    Not trained and not stored: its kernel is a non-persistent buffer rebuilt from σ, so checkpoints of
+    editors with and without it are interchangeable (a run trained without it can be continued with it).
+    It exports to ONNX as Pad(reflect) + two depthwise Convs."""
+
+    def __init__(self, sigma: float, channels: int = 3) -> None:
+        super().__init__()
+        if sigma <= 0:
+            raise ValueError(f"DeltaLowPass needs σ > 0, got {sigma}")
+        self.sigma = float(sigma)
+        self.radius = max(1, math.ceil(3.0 * self.sigma))
+        offsets = torch.arange(-self.radius, self.radius + 1, dtype=torch.float32)
+        taps = torch.exp(-0.5 * (offsets / self.sigma) ** 2)
+        taps = taps / taps.sum()
+        self.channels = channels
+        self.horizontal: torch.Tensor
+        self.vertical: torch.Tensor
+        self.register_buffer(
+            "horizontal", taps.reshape(1, 1, 1, -1).repeat(channels, 1, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "vertical", taps.reshape(1, 1, -1, 1).repeat(channels, 1, 1, 1), persistent=False
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r = self.radius
+        x = F.pad(x, (r, r, r, r), mode="reflect")
+        x = F.conv2d(x, self.horizontal.to(x.dtype), groups=self.channels)
+        return F.conv2d(x, self.vertical.to(x.dtype), groups=self.channels)
+
+
 class ResidualEditor(nn.Module):
     """T as a residual editor: output = clamp(x + Δ(x)), Δ from the paper's 16-layer body, last conv zeroed.
 
     For a local edit the stage composites x + m ⊙ Δ with the region's soft mask m; the app does the same
-    composite (m · T(x) + (1 − m) · x), so the exported network needs no mask input."""
+    composite (m · T(x) + (1 − m) · x), so the exported network needs no mask input. `delta_lowpass` > 0
+    passes Δ through a `DeltaLowPass` of that σ (pixels of the crop) — part of the network, so the
+    exported model does the same as the trained one."""
 
-    def __init__(self, width: int = 32, residual_blocks: int = 5) -> None:
+    def __init__(self, width: int = 32, residual_blocks: int = 5, delta_lowpass: float = 0.0) -> None:
         super().__init__()
         body = TransformNet(width, residual_blocks).net
         last = body[-1]
@@ -96,9 +136,11 @@ class ResidualEditor(nn.Module):
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)  # type: ignore[arg-type]
         self.net = body
+        self.lowpass = DeltaLowPass(delta_lowpass) if delta_lowpass > 0 else None
 
     def delta(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        delta = self.net(x)
+        return self.lowpass(delta) if self.lowpass is not None else delta
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.clamp(x + self.delta(x), -1.0, 1.0)
@@ -261,7 +303,7 @@ NETWORKS: dict[str, type[nn.Module]] = {
 }
 
 
-def build_network(name: str, **options: int) -> nn.Module:
+def build_network(name: str, **options: float) -> nn.Module:
     try:
         return NETWORKS[name](**options)
     except KeyError:

@@ -158,12 +158,18 @@ class Stage:
 
 
 def load_trained(
-    run: str | Path, name: str, width_field: str, fallback: str | None = None, kind: str | None = None
+    run: str | Path,
+    name: str,
+    width_field: str,
+    fallback: str | None = None,
+    kind: str | None = None,
+    **options: float,
 ) -> nn.Module:
     """Network `name` (or `fallback`) from an earlier run, rebuilt with that run's width.
 
     `kind` is the registered network to build when the checkpoint name is not one (e.g. the weight
-    average "editor_ema" is an "editor")."""
+    average "editor_ema" is an "editor"); `options` go to its constructor (e.g. an editor's
+    `delta_lowpass`, which is not in the weights)."""
     config = run_config(Path(run))
     try:
         state = network_state(Path(run), name)
@@ -174,7 +180,7 @@ def load_trained(
         state = network_state(Path(run), fallback)
         built = kind or fallback
     width = int(config[width_field])
-    module = build_network(built, width=width)
+    module = build_network(built, width=width, **options)
     try:
         module.load_state_dict(state)
     except RuntimeError:  # shapes: a run whose config.json does not record the width it trained at

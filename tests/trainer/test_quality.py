@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trainer.quality import QUALITY_BAR, missed_targets
+from trainer.quality import GRID_ARTEFACTS, QUALITY_BAR, missed_targets
 
 PASSING = {
     "attribute_success_rate": 0.85,
@@ -38,3 +38,9 @@ def test_targets_read_like_the_issue() -> None:
     texts = {t.key: t.text for t in QUALITY_BAR}
     assert texts["attribute_success_rate"] == "≥ 80%" and texts["identity_mean_distance"] == "≤ 0.4"
     assert texts["two_sample_accuracy"] == "≤ 80%" and texts["already_target_delta_e"] == "≤ 3"
+
+
+def test_the_looked_at_grid_misses_only_when_artefacts_were_counted() -> None:
+    assert missed_targets(PASSING) == []  # nobody looked yet: not a miss (the card says so)
+    assert missed_targets({**PASSING, GRID_ARTEFACTS: 0}) == []
+    assert missed_targets({**PASSING, GRID_ARTEFACTS: 3}) == [GRID_ARTEFACTS]

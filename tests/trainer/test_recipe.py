@@ -21,7 +21,7 @@ from trainer.losses import (
     r1_penalty,
     unchanged_penalty,
 )
-from trainer.networks import ResidualEditor, SpectralDiscriminator
+from trainer.networks import DeltaLowPass, ResidualEditor, SpectralDiscriminator
 
 
 def faces(n: int = 4, size: int = 64, seed: int = 0) -> torch.Tensor:
@@ -54,6 +54,38 @@ def test_editor_learns_an_edit_from_the_zero_start() -> None:
     assert losses[0] == pytest.approx(0.3, abs=1e-6)
     assert losses[-1] < 0.5 * losses[0]
     assert editor.delta(x).mean().item() > 0.1
+
+
+def test_delta_lowpass_removes_the_pixel_pattern_and_keeps_smooth_edits() -> None:
+    """A checkerboard (the period-2 lattice of an editor) is nearly gone; a broad edit passes; mean kept."""
+    lowpass = DeltaLowPass(0.7)
+    size = 32
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    checker = ((yy + xx) % 2 * 2 - 1).float().expand(1, 3, size, size) * 0.2
+    broad = torch.exp(-(((yy - 16.0) ** 2 + (xx - 16.0) ** 2) / (2 * 6.0**2))).expand(1, 3, size, size) * 0.5
+    assert lowpass(checker).abs().mean() < 0.1 * checker.abs().mean()
+    assert (lowpass(broad) - broad).abs().max() < 0.02 * broad.max()
+    constant = torch.full((1, 3, size, size), 0.25)
+    assert torch.allclose(lowpass(constant), constant, atol=1e-6)  # reflect padding: no dark border
+    assert lowpass(checker).shape == checker.shape
+    with pytest.raises(ValueError, match="σ > 0"):
+        DeltaLowPass(0.0)
+
+
+def test_editor_with_lowpass_shares_weights_with_one_without() -> None:
+    """The low-pass is not a weight: a run without it can be continued with it (and back)."""
+    torch.manual_seed(0)
+    plain = ResidualEditor(width=4)
+    nn.init.normal_(plain.net[-1].weight, std=0.05)
+    smoothed = ResidualEditor(width=4, delta_lowpass=0.7)
+    smoothed.load_state_dict(plain.state_dict())  # strict: the same keys
+    assert set(smoothed.state_dict()) == set(plain.state_dict())
+    x = faces(1, 32)
+    with torch.no_grad():
+        raw, low = plain.delta(x), smoothed.delta(x)
+        assert torch.allclose(low, DeltaLowPass(0.7)(raw), atol=1e-6)
+        assert torch.allclose(smoothed(x), torch.clamp(x + low, -1, 1))
+    assert torch.equal(ResidualEditor(width=4, delta_lowpass=0.7)(x), x)  # still starts at the identity
 
 
 # -- D: spectral norm, hinge, R1 ---------------------------------------------------------------------------

@@ -121,6 +121,8 @@ def chain(tmp_path_factory: pytest.TempPathFactory, dataset_dir: Path) -> dict[s
         "1",
         "--keep-weight",
         "2",
+        "--delta-lowpass",
+        "0.7",
         "--augment",
         "colour,translation,cutout",
     )
@@ -405,8 +407,11 @@ def test_edit_export_is_the_weight_average(chain: dict[str, Path], tmp_path: Pat
     assert manifest.training["recipe"]["attribute_classifier"] == chain["classify"].name
     assert manifest.training["weights"]["pair_weight"] == 1.0
     assert manifest.training["weights"]["keep_weight"] == 2.0
-    average = load_trained(chain["edit"], "editor_ema", "transform_width", kind="editor").eval()
-    live = load_trained(chain["edit"], "editor", "transform_width", kind="editor").eval()
+    assert manifest.training["recipe"]["delta_lowpass"] == 0.7
+    average = load_trained(chain["edit"], "editor_ema", "transform_width", kind="editor", delta_lowpass=0.7)
+    live = load_trained(chain["edit"], "editor", "transform_width", kind="editor", delta_lowpass=0.7)
+    unsmoothed = load_trained(chain["edit"], "editor_ema", "transform_width", kind="editor")
+    average, live, unsmoothed = average.eval(), live.eval(), unsmoothed.eval()
     x = torch.from_numpy(np.random.default_rng(1).uniform(-1, 1, (2, 3, 64, 64)).astype(np.float32))
     model = load_attribute_model(entry, Device.CPU)
     got = model.transform.session.run(["edited"], {"image": x.numpy()})[0]
@@ -414,6 +419,8 @@ def test_edit_export_is_the_weight_average(chain: dict[str, Path], tmp_path: Pat
         expected, other = average(x).numpy(), live(x).numpy()
     assert np.abs(got - expected).max() < 1e-4
     assert np.abs(got - other).max() > 1e-6  # the average, not the last weights
+    with torch.no_grad():  # the exported network has the run's low-pass on its edit
+        assert np.abs(got - unsmoothed(x).numpy()).max() > 1e-6
     assert np.abs(got - x.numpy()).max() < 0.5  # a residual edit of a few steps stays near the photo
     assert not manifest.experimental
     # the quality verdict: set by --experimental, kept by a plain re-export, cleared by --no-experimental

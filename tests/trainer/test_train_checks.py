@@ -111,6 +111,25 @@ def test_diat_without_its_pretrained_pieces_warns_loudly(capsys, dataset_dir: Pa
     assert "without --denoiser" not in capsys.readouterr().err  # said on purpose: no warning
 
 
+def test_delta_lowpass_is_checked_up_front(capsys, dataset_dir: Path) -> None:
+    arguments = [
+        "train",
+        "--stage",
+        "edit",
+        "--data",
+        str(dataset_dir),
+        *GLASSES,
+        "--region",
+        "eyes",
+        "--dry-run",
+    ]
+    assert main([*arguments, "--delta-lowpass", "-1"]) == EXIT_USAGE
+    assert "--delta-lowpass -1.0: a σ in pixels, 0 (none) or more" in capsys.readouterr().err
+    assert main([*arguments, "--delta-lowpass", "0.7", "--editor", "plain"]) == EXIT_USAGE
+    assert "--delta-lowpass is a component of the residual editor" in capsys.readouterr().err
+    assert main([*arguments, "--delta-lowpass", "0.7"]) == EXIT_OK
+
+
 def test_resume_cannot_go_back_behind_the_checkpoint(capsys, tmp_path: Path, dataset_dir: Path) -> None:
     run = train(
         tmp_path / "runs", "--stage", "reconstruct", "--data", str(dataset_dir), "--steps", "4",
