@@ -42,9 +42,13 @@ def _stage_row(label: str, run: dict) -> str:
 
 
 def _schedule(training: dict) -> str:
-    if str(training.get("transform", {}).get("device", "")).startswith("cuda"):
-        lent = "`pack` → `fleet` on a lent GPU → `fleet-import`"
+    transform = training.get("transform", {})
+    lent = "`pack` → `fleet` on a lent GPU → `fleet-import`"
+    if str(transform.get("device", "")).startswith("cuda"):
         return f"The schedule: {lent} (docs/TRAINING.md, sections 4 and 5)."
+    if str((transform.get("continued_from") or {}).get("device", "")).startswith("cuda"):
+        then = "then `train --init-transform` on the CPU"
+        return f"The schedule: {lent}, {then} (docs/TRAINING.md, section 4)."
     return "The schedule: `scripts/train_bundled.sh` (docs/TRAINING.md, section 4)."
 
 

@@ -65,9 +65,16 @@ EDITS: dict[str, EditSpec] = {
     for spec in (
         # synthetic pairs: glasses drawn onto glasses-free faces (trainer/glasses.py)
         EditSpec("remove-eyeglasses", "Eyeglasses", "remove", "eyes", {"pair_weight": 10.0}),
-        # Δ low-passed (trainer.networks.DeltaLowPass): σ per edit from docs/ABLATION.md, "Δ low-passed"
+        # Δ low-passed (trainer.networks.DeltaLowPass), σ per edit, and close mouth's mask-edge term
+        # (trainer.losses.mask_edge_penalty): docs/ABLATION.md, "Δ low-passed"
         EditSpec("open-mouth", "Mouth_Slightly_Open", "add", "mouth", {"delta_lowpass": 0.7}),
-        EditSpec("close-mouth", "Mouth_Slightly_Open", "remove", "mouth", {"delta_lowpass": 1.15}),
+        EditSpec(
+            "close-mouth",
+            "Mouth_Slightly_Open",
+            "remove",
+            "mouth",
+            {"delta_lowpass": 1.15, "edge_weight": 5.0},
+        ),
         EditSpec("male-to-female", "Male", "remove", None),
         EditSpec("old-to-young", "Young", "add", None),
         EditSpec("female-to-male", "Male", "add", None),

@@ -40,6 +40,7 @@ from trainer.losses import (
     edit_magnitude,
     feature_distance,
     gan_losses,
+    mask_edge_penalty,
     r1_penalty,
     unchanged_penalty,
 )
@@ -229,6 +230,10 @@ class EditStage(Stage):
                 attribute = F.binary_cross_entropy_with_logits(logits.float(), wanted)
                 loss = loss + config.attribute_weight * attribute
                 losses["attribute"] = attribute.item()
+            if config.edge_weight > 0 and mask is not None:
+                edge = mask_edge_penalty(delta, mask)
+                loss = loss + config.edge_weight * edge
+                losses["edge"] = edge.item()
             if config.keep_weight > 0:
                 _, kept_delta = self.edit(self.T, real, real_batch.get("mask"))
                 kept = unchanged_penalty(kept_delta, real_batch.get("mask"))

@@ -24,6 +24,7 @@ from diat_studio.core.manifest import MANIFEST_FILE, ModelManifest, NetworkSpec
 from diat_studio.core.paths import user_models_dir
 from diat_studio.core.regions import RegionKind
 from diat_studio.core.registry import ModelRegistry, sha256_file
+from trainer.config import TrainConfig
 from trainer.data import PreparedDataset
 from trainer.onnx_weights import store_weights_as_float16
 from trainer.runs import CHECKPOINT, LOG_FILE, STATUS_FILE, JsonlLog, RunError, run_config
@@ -262,7 +263,8 @@ def _training_summary(
         "gan_loss": config["gan_loss"],
         "widths": {"transform": config["transform_width"], "discriminator": config["discriminator_width"]},
         "weights": {
-            k: config[k]
+            # a run made before a weight existed did not use it: its config lacks the key, the default is off
+            k: config.get(k, TrainConfig.__dataclass_fields__[k].default)
             for k in (
                 "adversarial_weight",
                 "identity_weight",
@@ -279,6 +281,7 @@ def _training_summary(
                         "r1_weight",
                         "pair_weight",
                         "keep_weight",
+                        "edge_weight",
                     )
                     if recipe
                     else ()

@@ -60,6 +60,14 @@ def unchanged_penalty(delta: torch.Tensor, mask: torch.Tensor | None = None) -> 
     return (delta.abs() * mask).sum() / (mask.sum() * delta.shape[1]).clamp_min(1.0)
 
 
+def mask_edge_penalty(delta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean absolute edit where a local edit's soft mask falls off (weight 4·m·(1 − m): 1 at m = ½, 0 inside
+    and outside). The edit should be finished before the feather starts: marks there (a dotted line along
+    the chin, the close-mouth grids of 2026-11-27) sit where the app blends the edit into the photo."""
+    weight = 4.0 * mask * (1.0 - mask)
+    return (delta.abs() * weight).sum() / (weight.sum() * delta.shape[1]).clamp_min(1.0)
+
+
 def colour_drift(delta: torch.Tensor, scale: int = 16) -> torch.Tensor:
     """Mean absolute *chroma* of the low-frequency edit (Δ blurred to 1/`scale` of the crop).
 
@@ -111,6 +119,7 @@ LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "r1_penalty": r1_penalty,
     "edit_magnitude": edit_magnitude,
     "colour_drift": colour_drift,
+    "mask_edge_penalty": mask_edge_penalty,
     "feature_distance": feature_distance,
     "total_variation": total_variation,
     "masked_mse": masked_mse,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,21 @@ def test_a_failed_export_leaves_the_installed_model_alone(capsys, tmp_path: Path
     assert main(["export", str(runs["edit"]), "--out", str(model), "--display-name", "Glasses off"]) == 0
     assert (model / "evaluation.json").read_text() == "{}"
     assert ModelRegistry([model.parent]).get("remove-glasses").manifest.display_name == "Glasses off"
+
+
+def test_a_run_made_before_a_recipe_option_existed_still_exports(tmp_path: Path, runs) -> None:
+    """Run folders written by an older trainer lack the newer recipe keys; they did not use them."""
+    old = tmp_path / "old-run"
+    shutil.copytree(runs["edit"], old)
+    config = json.loads((old / "config.json").read_text())
+    for key in ("keep_weight", "edge_weight", "delta_lowpass"):
+        config.pop(key)
+    (old / "config.json").write_text(json.dumps(config))
+    model = tmp_path / "models" / "old-glasses"
+    assert main(["export", str(old), "--out", str(model)]) == EXIT_OK
+    training = ModelRegistry([model.parent]).get("old-glasses").manifest.training
+    assert training["weights"]["keep_weight"] == 0.0 and training["weights"]["edge_weight"] == 0.0
+    assert training["recipe"]["delta_lowpass"] == 0.0
 
 
 def test_export_install(capsys, runs, isolated_user_dirs: Path) -> None:

@@ -18,6 +18,7 @@ from trainer.losses import (
     edit_magnitude,
     hinge_discriminator,
     hinge_generator,
+    mask_edge_penalty,
     r1_penalty,
     unchanged_penalty,
 )
@@ -135,6 +136,19 @@ def test_colour_drift_penalises_tints_not_brightness() -> None:
     local = torch.zeros(2, 3, 64, 64)
     local[:, 0, 40:44, 28:36] = 0.2
     assert colour_drift(local).item() < 0.05 * colour_drift(violet).item()
+
+
+def test_mask_edge_penalty_counts_the_edit_only_where_the_mask_falls_off() -> None:
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[:, :, 8:24, 8:24] = 1.0
+    mask[:, :, 6:8, 6:26] = mask[:, :, 24:26, 6:26] = 0.5  # the feather: top and bottom rims
+    inside = torch.zeros(1, 3, 32, 32)
+    inside[:, :, 10:22, 10:22] = 0.4  # an edit finished inside the region
+    at_edge = torch.zeros(1, 3, 32, 32)
+    at_edge[:, :, 24:26, 6:26] = 0.4  # a line along the rim (the dotted chin of the close-mouth grids)
+    assert mask_edge_penalty(inside, mask).item() == 0.0
+    assert mask_edge_penalty(at_edge, mask).item() == pytest.approx(0.2, rel=1e-5)  # half the rim, |Δ| 0.4
+    assert mask_edge_penalty(at_edge, torch.ones_like(mask)).item() == 0.0  # no falloff, nothing to count
 
 
 def test_edit_magnitude() -> None:

@@ -123,6 +123,8 @@ def chain(tmp_path_factory: pytest.TempPathFactory, dataset_dir: Path) -> dict[s
         "2",
         "--delta-lowpass",
         "0.7",
+        "--edge-weight",
+        "1",
         "--augment",
         "colour,translation,cutout",
     )
