@@ -35,7 +35,7 @@ from diat_studio.core.pipeline import DEFAULT_FEATHER, edit_crops
 from diat_studio.core.regions import RegionKind
 from diat_studio.core.registry import ModelRegistry
 from trainer.data import PreparedDataset, region_masks, to_tensor
-from trainer.evaluate import _dev_fraction
+from trainer.evaluate import dev_fraction_of
 from trainer.measures import composite, delta_e_per_face, two_sample_accuracies
 from trainer.stages import load_trained
 
@@ -81,7 +81,7 @@ def main() -> None:
     model = load_attribute_model(entry, Device.AUTO)
     dataset = PreparedDataset.open(options.data)
     if options.split == "dev":
-        dataset = dataset.with_dev_split(_dev_fraction(manifest))
+        dataset = dataset.with_dev_split(dev_fraction_of(manifest))
     target = 1 if manifest.direction == "add" else 0
     rows = dataset.indices(options.split, manifest.attribute, 1 - target)[: options.limit]
     real_rows = dataset.indices(options.split, manifest.attribute, target)[: options.limit]
