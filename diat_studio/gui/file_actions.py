@@ -117,8 +117,8 @@ class FileActions:
 
         job = Job(load, name="open")
         job.signals.progress.connect(self.busy.show_step)
-        job.signals.finished.connect(lambda result: self._on_opened(path, *result))
-        job.signals.failed.connect(lambda message: self._on_open_failed(path, message))
+        job.signals.finished.connect(lambda result: self._on_open_finished(job, path, result))
+        job.signals.failed.connect(lambda message: self._on_open_failed(job, path, message))
         job.signals.done.connect(lambda: self._on_open_done(job))
         self.open_job = job
         self.busy.start(f"Opening {path.name}…")
@@ -140,7 +140,16 @@ class FileActions:
             self.open_job = None
             self.busy.stop()
 
-    def _on_open_failed(self, path: Path, message: str) -> None:
+    def _on_open_finished(self, job: Job, path: Path, result: tuple[Photo, list[Face]]) -> None:
+        # The worker may have finished just before the user cancelled: its result is already queued
+        # for this thread, so the cancel is honoured here, not only in the worker.
+        if job.is_cancelled():
+            return
+        self._on_opened(path, *result)
+
+    def _on_open_failed(self, job: Job, path: Path, message: str) -> None:
+        if job.is_cancelled():
+            return  # the user stopped waiting for this photo: no error about it
         self.banner.show_message("error", f"Could not open {path.name}: {message}")
         self.statusBar().showMessage(f"Could not open {path.name}", 8000)
 

@@ -332,16 +332,28 @@ class MainWindow(FileActions, TrainingActions, WindowMenus, QMainWindow):
 
         job = Job(run, name="edit")
         job.signals.progress.connect(self.edits.show_progress)
-        job.signals.finished.connect(lambda result: self._on_edited(before, recipe, *result))
+        job.signals.finished.connect(lambda result: self._on_edit_finished(job, before, recipe, result))
         job.signals.failed.connect(
             lambda message: self.banner.show_message("error", f"The edit failed: {message}")
         )
-        job.signals.cancelled.connect(lambda: self.statusBar().showMessage("Edit cancelled", 5000))
+        job.signals.cancelled.connect(self._show_edit_cancelled)
         job.signals.done.connect(self._on_edit_done)
         self.edit_job = job
         self.edits.set_busy(True)
         self._update_actions()
         return self.jobs.start(job)
+
+    def _show_edit_cancelled(self) -> None:
+        self.statusBar().showMessage("Edit cancelled", 5000)
+
+    def _on_edit_finished(
+        self, job: Job, before: np.ndarray, recipe: EditRecipe, result: tuple[EditResult, ProviderReport]
+    ) -> None:
+        # Cancel clicked after the worker finished but before its result reached this thread: honour it.
+        if job.is_cancelled():
+            self._show_edit_cancelled()
+            return
+        self._on_edited(before, recipe, *result)
 
     def _on_edited(
         self, before: np.ndarray, recipe: EditRecipe, result: EditResult, providers: ProviderReport

@@ -337,6 +337,28 @@ def test_file_dialogs_start_in_pictures_or_the_last_folder(
     assert stored.last_folder == tmp_path
 
 
+def test_a_cancel_that_comes_after_the_worker_finished_still_discards_its_result(
+    qtbot, window: MainWindow, two_faces: Path
+) -> None:
+    """The CI race of the CNN test, made certain: the worker is done, its result queued, then Cancel."""
+    open_photo(qtbot, window, SAMPLE)
+    job = window.open_path(two_faces)
+    assert job is not None and window.jobs.pool.waitForDone(TIMEOUT)  # the UI thread has not seen it yet
+    assert not job.completed
+    window.cancel_open()
+    finish(qtbot, job)
+    assert window.document is not None and window.document.path == SAMPLE
+    assert not window.banner.isVisible()
+    pixels = window.document.pixels
+    edit = window.apply_edit()
+    assert edit is not None and window.jobs.pool.waitForDone(TIMEOUT)
+    assert not edit.completed
+    window.cancel_edit()
+    finish(qtbot, edit)
+    assert window.document.pixels is pixels and not window.document.applied
+    assert "cancelled" in window.statusBar().currentMessage()
+
+
 def test_cnn_detection_shows_progress_and_cancel_discards_it(
     qtbot, window: MainWindow, tmp_path: Path, astronaut: np.ndarray
 ) -> None:
