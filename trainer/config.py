@@ -79,6 +79,8 @@ class TrainConfig:
     """Low-frequency chroma of Δ (against face-wide tints)."""
     edge_weight: float = 0.0
     """Local edits: |Δ| where the region's soft mask falls off (trainer.losses.mask_edge_penalty); 0 = off."""
+    outside_weight: float = 0.0
+    """Local edits: |Δ| of the raw edit outside the region (trainer.losses.outside_mask_penalty); 0 = off."""
     ema_decay: float = 0.999
     """Exponential moving average of T's weights (the exported T); 0 = export the raw weights."""
     r1_weight: float = 1.0

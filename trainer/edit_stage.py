@@ -5,7 +5,9 @@ off in the config for the ablation (docs/ABLATION.md):
 - residual editor T (trainer.networks.ResidualEditor): output = x + Δ (global) or x + m ⊙ Δ (local, m the
   region's soft mask); starts at the identity; `edit_weight` penalises |Δ| and its total variation;
   `delta_lowpass` passes Δ through a fixed Gaussian (no pixel-scale pattern of its own);
-  `colour_weight` penalises low-frequency chroma in Δ (trainer.losses.colour_drift);
+  `colour_weight` penalises low-frequency chroma in Δ (trainer.losses.colour_drift); for local edits
+  `edge_weight` penalises Δ where the mask falls off and `outside_weight` the raw Δ outside the region
+  (trainer.losses.mask_edge_penalty, outside_mask_penalty);
 - D with spectral normalisation and the hinge loss (trainer.networks.SpectralDiscriminator), a lazy R1
   penalty every `r1_every` steps, DiffAugment (trainer.augment, off by default) on real and edited faces
   alike, and for local edits a second D on the region (mouth or eye band) cut out at the crop's native
@@ -41,6 +43,7 @@ from trainer.losses import (
     feature_distance,
     gan_losses,
     mask_edge_penalty,
+    outside_mask_penalty,
     r1_penalty,
     unchanged_penalty,
 )
@@ -146,11 +149,15 @@ class EditStage(Stage):
 
     def edit(self, editor: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor | None):
         """(edited face, the applied Δ): x + Δ, or x + m ⊙ Δ for a local edit."""
+        out, applied, _ = self.edit_with_raw(editor, x, mask)
+        return out, applied
+
+    def edit_with_raw(self, editor: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor | None):
+        """(edited face, the applied Δ, the raw Δ before the mask)."""
         module = editor.module if hasattr(editor, "module") else editor
-        delta = module.delta(x.contiguous(memory_format=torch.channels_last)).float()
-        if mask is not None:
-            delta = mask * delta
-        return torch.clamp(x + delta, -1.0, 1.0), delta
+        raw = module.delta(x.contiguous(memory_format=torch.channels_last)).float()
+        delta = raw if mask is None else mask * raw
+        return torch.clamp(x + delta, -1.0, 1.0), delta, raw
 
     def judge(self, images: torch.Tensor, landmarks: torch.Tensor) -> list[torch.Tensor]:
         """D's logits (and the region D's) on augmented images."""
@@ -177,7 +184,7 @@ class EditStage(Stage):
         # T runs once per step: its output, detached, is D's fake; with the graph kept, T's own loss
         # (after D's update, as in the alternating scheme) — one T forward fewer than two separate passes
         with self.autocast():
-            out, delta = self.edit(self.T, x, mask)
+            out, delta, raw_delta = self.edit_with_raw(self.T, x, mask)
 
         # D (and region D): real faces with the target value vs edited faces
         with self.autocast():
@@ -234,6 +241,10 @@ class EditStage(Stage):
                 edge = mask_edge_penalty(delta, mask)
                 loss = loss + config.edge_weight * edge
                 losses["edge"] = edge.item()
+            if config.outside_weight > 0 and mask is not None:
+                outside = outside_mask_penalty(raw_delta, mask)
+                loss = loss + config.outside_weight * outside
+                losses["outside"] = outside.item()
             if config.keep_weight > 0:
                 _, kept_delta = self.edit(self.T, real, real_batch.get("mask"))
                 kept = unchanged_penalty(kept_delta, real_batch.get("mask"))

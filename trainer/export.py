@@ -282,6 +282,7 @@ def _training_summary(
                         "pair_weight",
                         "keep_weight",
                         "edge_weight",
+                        "outside_weight",
                     )
                     if recipe
                     else ()

@@ -68,6 +68,18 @@ def mask_edge_penalty(delta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (delta.abs() * weight).sum() / (weight.sum() * delta.shape[1]).clamp_min(1.0)
 
 
+def outside_mask_penalty(raw_delta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean absolute *raw* edit (before the mask) outside a local edit's region (weight 1 − m).
+
+    Training composites x + m ⊙ Δ, so nothing else constrains Δ where m = 0: the 2026-11-27 mouth editors
+    wrote a large pattern there (PSNR of the raw output outside the mask 9-11 dB). It does not stay there:
+    the low-pass on Δ and the network's receptive field carry it into the feather, where it shows as a
+    dotted line along the mask's edge, and anything that uses the raw output near the edge (the app's
+    paste-back splits the change into bands with a blur) picks it up too."""
+    weight = 1.0 - mask
+    return (raw_delta.abs() * weight).sum() / (weight.sum() * raw_delta.shape[1]).clamp_min(1.0)
+
+
 def colour_drift(delta: torch.Tensor, scale: int = 16) -> torch.Tensor:
     """Mean absolute *chroma* of the low-frequency edit (Δ blurred to 1/`scale` of the crop).
 

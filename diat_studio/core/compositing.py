@@ -9,7 +9,10 @@ crop, E its output and O the photo:
 
 - `(E − C)↑`, the *change* the model made, enlarged to the photo: smooth at the photo's scale, so O's own
   detail (pores, hair, grain, JPEG noise — everything finer than the crop's pixels) stays where the edit
-  did not change the structure, and a no-op model leaves the photo exactly as it was.
+  did not change the structure, and a no-op model leaves the photo exactly as it was. Only the change
+  inside the polygon counts: a local editor's raw output outside its region is anything (it is trained on
+  x + m ⊙ Δ), so it is dropped before the bands are split, and the smooth band is a blur over the polygon
+  alone (normalised convolution) — else a pattern outside shows as a line along the mask's edge.
 - `r`, where the edit changed the *structure* (edges that the input had and the output has not, or the
   reverse, or a large change of brightness) — e.g. the frames of removed eyeglasses, an opened mouth: there
   the photo's detail is replaced by the model's content `C↑ + (E − C)↑ = E↑`, so removed frames do not come
@@ -85,18 +88,20 @@ def paste_edit(
     original = aligned.crop.astype(np.float32)
     edited = np.asarray(edited_crop).astype(np.float32)
     crop_polygon = polygon.transformed(aligned.matrix)
-    fine, smooth = _crop_masks(crop_polygon, n, feather * aligned.scale, settings)
+    inside, fine, smooth = _crop_masks(crop_polygon, n, feather * aligned.scale, settings)
     fine *= np.float32(strength)
     smooth *= np.float32(strength)
 
     grey = is_grey(aligned.crop)
-    change = edited - original
+    # What the model wrote outside the polygon is never shown, and a local editor's raw output there is
+    # anything (it is trained on x + m ⊙ Δ): it must not reach the region through the blurs below.
+    change = (edited - original) * inside[..., None]
     if grey:  # only the luminance changes: the photo's channel spread stays as it was
         change = np.repeat((change @ _REC601)[..., None], 3, axis=-1)
     sigma = settings.smooth_sigma * n / 128
-    smooth_change = cv2.GaussianBlur(change, (0, 0), sigma)
+    smooth_change = _blur_inside(change, inside, sigma)
     field = fine[..., None] * (change - smooth_change) + smooth[..., None] * smooth_change
-    replace = fine * _structure_change(original, edited, settings) if detail else fine.copy()
+    replace = fine * _structure_change(original, original + change, settings) if detail else fine.copy()
 
     # crop → box-local image coordinates
     back = invert_affine(aligned.matrix)
@@ -122,18 +127,29 @@ def _box(polygon: Polygon, width: int, height: int) -> tuple[int, int, int, int]
 
 def _crop_masks(
     polygon: Polygon, n: int, feather: float, settings: DetailSettings
-) -> tuple[np.ndarray, np.ndarray]:
-    """(fine, smooth) n×n soft masks of the polygon in crop coordinates: smoothstep ramps from the edge
-    over `feather` and `wide_feather`× that many crop pixels, started half a pixel inside the edge so
-    that the enlarged mask fades out at the polygon (the full-resolution gate cuts the rest)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(inside, fine, smooth) n×n masks of the polygon in crop coordinates: its binary fill, and smoothstep
+    ramps from the edge over `feather` and `wide_feather`× that many crop pixels, started half a pixel
+    inside the edge so that the enlarged mask fades out at the polygon (the full-resolution gate cuts the
+    rest)."""
     binary = np.zeros((n, n), np.uint8)
     cv2.fillPoly(binary, [np.round(polygon.as_array() * 16).astype(np.int32)], 255, cv2.LINE_8, shift=4)
     padded = cv2.copyMakeBorder(binary, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
     distance = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1] - 0.5
     return (
+        (binary > 0).astype(np.float32),
         _smoothstep(distance / max(feather, 0.75)),
         _smoothstep(distance / max(settings.wide_feather * feather, 0.75)),
     )
+
+
+def _blur_inside(change: np.ndarray, inside: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of `change` over the polygon only (normalised convolution): near the edge it averages
+    the region's own change instead of fading towards the zeros outside; 0 outside the polygon."""
+    blurred = cv2.GaussianBlur(change * inside[..., None], (0, 0), sigma)
+    weight = cv2.GaussianBlur(inside, (0, 0), sigma)
+    averaged = blurred / np.maximum(weight, 1e-6)[..., None]
+    return np.where(inside[..., None] > 0, averaged, 0.0).astype(np.float32)
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from diat_studio.core.alignment import align_face
+from diat_studio.core.alignment import CanonicalTemplate, align_face
 from diat_studio.core.colour import channel_spread, to_grey_like
 from diat_studio.core.compositing import DetailSettings, paste_edit
 from diat_studio.core.faces import Box, Face
@@ -123,6 +123,28 @@ def test_removed_frames_do_not_come_back_as_edges(astronaut, astronaut_face, tmp
     assert rest.sum() > 0.05 * inside.sum()
     laplacian = lambda image: cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.CV_32F)[rest].var()  # noqa: E731
     assert laplacian(result) > 0.9 * laplacian(clean)
+
+
+@pytest.mark.parametrize("width", [120, 500])
+def test_what_a_local_model_writes_outside_its_region_never_reaches_the_photo(
+    astronaut, astronaut_face, width: int
+) -> None:
+    """A local editor is trained on x + m ⊙ Δ, so its raw output outside the region is anything (the mouth
+    editors of 2026-11-27 wrote a strong pattern there). Blurring the change to split its bands must not
+    pull that into the pasted region: a model that changes nothing inside the mouth changes nothing."""
+    pixels, face = enlarged(astronaut, astronaut_face, width)
+    template = CanonicalTemplate()
+    aligned = align_face(pixels, face.landmarks, template)
+    polygon = region_polygon(RegionKind.MOUTH, face.landmarks)
+    crop_polygon = polygon.transformed(aligned.matrix)
+    n = template.size
+    inside = crop_polygon.rasterise(n, n).full(n, n) > 0
+    pattern = np.random.default_rng(0).integers(0, 2, (n, n, 1)) * np.array([[[255, 0, 255]]])
+    edited = np.where(inside[..., None], aligned.crop, pattern).astype(np.uint8)
+    feather = DEFAULT_FEATHER * inter_ocular_distance(face.landmarks)
+    out = pixels.copy()
+    paste_edit(out, aligned, edited, polygon, feather)
+    assert np.abs(out.astype(int) - pixels).max() <= 1
 
 
 def test_a_grey_photo_stays_grey_at_full_resolution(astronaut, astronaut_face, reddening) -> None:

@@ -19,6 +19,7 @@ from trainer.losses import (
     hinge_discriminator,
     hinge_generator,
     mask_edge_penalty,
+    outside_mask_penalty,
     r1_penalty,
     unchanged_penalty,
 )
@@ -149,6 +150,49 @@ def test_mask_edge_penalty_counts_the_edit_only_where_the_mask_falls_off() -> No
     assert mask_edge_penalty(inside, mask).item() == 0.0
     assert mask_edge_penalty(at_edge, mask).item() == pytest.approx(0.2, rel=1e-5)  # half the rim, |Δ| 0.4
     assert mask_edge_penalty(at_edge, torch.ones_like(mask)).item() == 0.0  # no falloff, nothing to count
+
+
+def test_outside_mask_penalty_counts_only_the_raw_edit_where_the_mask_is_zero() -> None:
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[:, :, 8:24, 8:24] = 1.0
+    inside = torch.zeros(1, 3, 32, 32)
+    inside[:, :, 8:24, 8:24] = 0.5  # the edit itself, however strong, is not counted
+    assert outside_mask_penalty(inside, mask).item() == 0.0
+    pattern = inside.clone()
+    pattern[:, :, :8] = 0.3  # the raw Δ the composite throws away above the region
+    outside_area = 32 * 32 - 16 * 16
+    assert outside_mask_penalty(pattern, mask).item() == pytest.approx(0.3 * 8 * 32 / outside_area, rel=1e-5)
+    assert outside_mask_penalty(pattern, torch.ones_like(mask)).item() == 0.0  # a global edit: no outside
+
+
+def test_outside_mask_penalty_drives_the_raw_edit_outside_to_zero_and_keeps_the_edit() -> None:
+    """Nothing else reaches Δ where m = 0 (x + m ⊙ Δ): without the term a raw pattern there stays."""
+
+    def train(outside_weight: float) -> torch.Tensor:
+        torch.manual_seed(0)
+        editor = ResidualEditor(width=4)
+        with torch.no_grad():  # a trained editor: its raw Δ is large everywhere, as the mouth editors' was
+            for parameter in editor.parameters():
+                parameter.add_(0.3 * torch.randn_like(parameter))
+        optimiser = torch.optim.Adam(editor.parameters(), lr=1e-2)
+        for _ in range(200):
+            raw = editor.delta(x)
+            edited = x + mask * raw
+            loss = (edited - target).abs().mean() + outside_weight * outside_mask_penalty(raw, mask)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        return editor.delta(x).detach()
+
+    x = faces(2, 32)
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[:, :, 10:22, 10:22] = 1.0
+    target = x.clone()
+    target[:, :, 10:22, 10:22] += 0.5
+    without, with_term = train(0.0), train(1.0)
+    assert outside_mask_penalty(without, mask).item() > 0.1
+    assert outside_mask_penalty(with_term, mask).item() < 0.2 * outside_mask_penalty(without, mask).item()
+    assert (with_term[:, :, 12:20, 12:20] - 0.5).abs().mean().item() < 0.1  # the edit is still made
 
 
 def test_edit_magnitude() -> None:

@@ -125,6 +125,8 @@ def chain(tmp_path_factory: pytest.TempPathFactory, dataset_dir: Path) -> dict[s
         "0.7",
         "--edge-weight",
         "1",
+        "--outside-weight",
+        "1",
         "--augment",
         "colour,translation,cutout",
     )
