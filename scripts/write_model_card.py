@@ -52,6 +52,16 @@ def _schedule(training: dict) -> str:
     return "The schedule: `scripts/train_bundled.sh` (docs/TRAINING.md, section 4)."
 
 
+def _recipe_changes(training: dict) -> list[str]:
+    """One line per resume that changed a setting of the edit run (its config.json keeps only the last)."""
+    changes = (training.get("transform") or {}).get("recipe_changes") or []
+    lines = []
+    for change in changes:
+        settings = ", ".join(f"{key} {old} → {new}" for key, (old, new) in change["changed"].items())
+        lines.append(f"- resumed at step {change['step']} with {settings}")
+    return [*lines, ""] if lines else []
+
+
 def _stage_rows(training: dict) -> list[str]:
     rows = []
     for key in ("transform", "enhancer"):
@@ -155,6 +165,7 @@ def main() -> None:
         "|---|---|---:|---:|---:|---|",
         *_stage_rows(training),
         "",
+        *_recipe_changes(training),
         _schedule(training),
         "",
         "## Evaluation (`diat-studio-train evaluate`, held-out faces)",

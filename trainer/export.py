@@ -27,7 +27,7 @@ from diat_studio.core.registry import ModelRegistry, sha256_file
 from trainer.config import TrainConfig
 from trainer.data import PreparedDataset
 from trainer.onnx_weights import store_weights_as_float16
-from trainer.runs import CHECKPOINT, LOG_FILE, STATUS_FILE, JsonlLog, RunError, run_config
+from trainer.runs import CHECKPOINT, LOG_FILE, STATUS_FILE, JsonlLog, RunError, recipe_changes, run_config
 from trainer.stages import load_trained
 from trainer.swap import staged
 
@@ -225,6 +225,7 @@ def _run_summary(run: Path, config: dict[str, Any]) -> dict[str, Any]:
         "batch_size": config.get("batch_size"),
         "final_losses": losses[-1] if losses else {},
         **continued_from(config),
+        **({"recipe_changes": changes} if (changes := recipe_changes(run)) else {}),
     }
 
 

@@ -75,6 +75,31 @@ def network_state(run: Path, name: str) -> dict[str, torch.Tensor]:
     return networks[name]
 
 
+#: Settings whose change on resume says nothing about the model (how long, where, how fast).
+UNRECORDED_ON_RESUME = frozenset(
+    {"steps", "threads", "device", "log_every", "sample_every", "checkpoint_every"}
+)
+
+
+def settings_changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+    """{key: [value at the checkpoint, value now]} for every setting a resume changed (a run continued with a
+    new loss weight or low-pass), except UNRECORDED_ON_RESUME."""
+    return {
+        key: [before.get(key), value]
+        for key, value in after.items()
+        if key not in UNRECORDED_ON_RESUME and key in before and before[key] != value
+    }
+
+
+def recipe_changes(run: Path) -> list[dict[str, Any]]:
+    """The run's resumes that changed a setting: [{"step": S, "changed": {key: [old, new]}}], in order."""
+    return [
+        {"step": record["step"], "changed": record["changed"]}
+        for record in JsonlLog(Path(run) / LOG_FILE).read()
+        if record.get("event") == "resumed" and record.get("changed")
+    ]
+
+
 class JsonlLog:
     """Append-only JSON lines; on resume, lines past the checkpoint's step are dropped first."""
 

@@ -24,7 +24,16 @@ import torch.distributed as torch_dist
 from trainer.config import TrainConfig
 from trainer.data import PreparedDataset
 from trainer.run_lock import RunLock
-from trainer.runs import CHECKPOINT, LOG_FILE, JsonlLog, atomic_save, load_checkpoint, save_grid, write_status
+from trainer.runs import (
+    CHECKPOINT,
+    LOG_FILE,
+    JsonlLog,
+    atomic_save,
+    load_checkpoint,
+    save_grid,
+    settings_changed,
+    write_status,
+)
 from trainer.stages import STAGES, Distributed
 
 ProgressCallback = Callable[[int, int, dict[str, float]], None]
@@ -120,7 +129,11 @@ def _train(
             torch.set_rng_state(rng)
         if dist.main:
             log.truncate_after(start)
-            log.write({"step": start, "event": "resumed"})
+            record: dict[str, Any] = {"step": start, "event": "resumed"}
+            changed = settings_changed(state.get("config") or {}, config.to_dict())
+            if changed:  # config.json keeps only the new values: the log keeps when they began
+                record["changed"] = changed
+            log.write(record)
     elif dist.main:
         log.write({"step": 0, "event": "started", "world_size": dist.world, "device": str(device)})
 

@@ -138,3 +138,26 @@ def test_evaluate_warns_when_the_evaluator_is_near_chance(
     assert (
         "the evaluator classifier is near chance** (held-out balanced accuracy 50.7%" in card
     ) is near_chance
+
+
+def test_a_setting_changed_on_resume_is_kept_in_the_log_the_manifest_and_the_card(
+    tmp_path: Path, runs
+) -> None:
+    """config.json keeps only the last value of a loss weight: when it changed must not be lost."""
+    run = tmp_path / "runs" / runs["edit"].name
+    shutil.copytree(runs["edit"], run)
+    assert main(["train", "--resume", str(run), "--steps", "3", "--edge-weight", "2", "-q"]) == EXIT_OK
+    assert main(["train", "--resume", str(run), "--steps", "4", "-q"]) == EXIT_OK  # nothing changed
+    resumes = [r for r in JsonlLog(run / "log.jsonl").read() if r.get("event") == "resumed"]
+    assert resumes == [
+        {"step": 2, "event": "resumed", "changed": {"edge_weight": [0.0, 2.0]}},
+        {"step": 3, "event": "resumed"},
+    ]
+    model = tmp_path / "models" / "remove-glasses"
+    assert main(["export", str(run), "--out", str(model)]) == EXIT_OK
+    transform = json.loads((model / "manifest.json").read_text())["training"]["transform"]
+    assert transform["recipe_changes"] == [{"step": 2, "changed": {"edge_weight": [0.0, 2.0]}}]
+    cards = tmp_path / "cards"
+    script = [sys.executable, "scripts/write_model_card.py", str(model), "--out", str(cards)]
+    subprocess.run(script, cwd=REPO, check=True, capture_output=True)
+    assert "- resumed at step 2 with edge_weight 0.0 → 2.0" in (cards / "remove-glasses.md").read_text()
