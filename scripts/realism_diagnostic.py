@@ -89,7 +89,10 @@ def main() -> None:
     region = manifest.region if manifest.kind == "local" else RegionKind.FACE
     evaluator = load_trained(options.evaluator, "classifier", "classifier_width").eval()
     crops = np.asarray(dataset.crops[rows])
-    masks = region_masks(dataset.landmarks[rows], region, dataset.size, DEFAULT_FEATHER)[:, 0]
+    masks = region_masks(
+        dataset.landmarks[rows], region, dataset.size, DEFAULT_FEATHER, manifest.region_margin
+    )
+    masks = masks[:, 0]
     output = np.concatenate(
         [edit_crops(model, crops[i : i + 32], masks[i : i + 32])[1] for i in range(0, len(rows), 32)]
     )

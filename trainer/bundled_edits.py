@@ -63,8 +63,16 @@ class EditSpec:
 EDITS: dict[str, EditSpec] = {
     spec.name: spec
     for spec in (
-        # synthetic pairs: glasses drawn onto glasses-free faces (trainer/glasses.py)
-        EditSpec("remove-eyeglasses", "Eyeglasses", "remove", "eyes", {"pair_weight": 10.0}),
+        # synthetic pairs: glasses drawn onto glasses-free faces (trainer/glasses.py); the eye region
+        # grown to 0.45 inter-ocular distances: the default 0.18 cuts through the rims (docs/ABLATION.md,
+        # "The eye region and the glasses")
+        EditSpec(
+            "remove-eyeglasses",
+            "Eyeglasses",
+            "remove",
+            "eyes",
+            {"pair_weight": 10.0, "region_margin": 0.45},
+        ),
         # Δ low-passed (trainer.networks.DeltaLowPass), σ per edit, and close mouth's mask-edge term
         # (trainer.losses.mask_edge_penalty): docs/ABLATION.md, "Δ low-passed"
         EditSpec("open-mouth", "Mouth_Slightly_Open", "add", "mouth", {"delta_lowpass": 0.7}),

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from diat_studio.core.manifest import MAX_REGION_MARGIN
 from trainer.config import TrainConfig
 from trainer.data import DatasetError, PreparedDataset
 from trainer.run_lock import RunLockedError, check_unlocked
@@ -267,6 +268,14 @@ def _check_needs(config: TrainConfig, problems: list[str], checked: Checked) -> 
         problems.append(f"--delta-lowpass {config.delta_lowpass}: a σ in pixels, 0 (none) or more")
     elif config.delta_lowpass > 0 and config.stage == "edit" and config.editor != "residual":
         problems.append("--delta-lowpass is a component of the residual editor: it needs --editor residual")
+    if config.region_margin is not None:
+        if not config.region:
+            problems.append("--region-margin is the margin around a local edit's region: it needs --region")
+        elif not 0.0 <= config.region_margin <= MAX_REGION_MARGIN:
+            problems.append(
+                f"--region-margin {config.region_margin}: inter-ocular distances around the region, "
+                f"0 to {MAX_REGION_MARGIN:g}"
+            )
 
 
 # -- resume ------------------------------------------------------------------------------------------------

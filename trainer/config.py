@@ -65,6 +65,10 @@ class TrainConfig:
     blur_sigma: tuple[float, float] = (0.8, 2.5)
     """Global enhancer: Gaussian blur σ range (pixels at the crop size)."""
     mask_feather: float = 0.15
+    region_margin: float | None = None
+    """Local edits: the margin (× inter-ocular distance) around the region's landmark hull; None = the
+    region's default (diat_studio.core.regions.REGION_MARGIN). Recorded in the exported manifest, so the
+    app pastes through the same mask."""
 
     # the `edit` stage's recipe components (trainer/edit_stage.py); 0 / empty switches one off
     editor: str = "residual"

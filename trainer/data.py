@@ -114,6 +114,7 @@ class BatchSampler:
         flip: bool = True,
         region: RegionKind | None = None,
         feather: float = 0.15,
+        margin: float | None = None,
     ) -> None:
         if len(rows) == 0:
             raise DatasetError("no training faces match the requested split and attribute")
@@ -124,6 +125,7 @@ class BatchSampler:
         self.flip = flip
         self.region = region
         self.feather = feather
+        self.margin = margin
 
     def state(self) -> dict[str, object]:
         return self.rng.bit_generator.state
@@ -154,16 +156,19 @@ class BatchSampler:
         }
         if self.region is not None:
             batch["mask"] = torch.from_numpy(
-                region_masks(landmarks, self.region, images.shape[1], self.feather)
+                region_masks(landmarks, self.region, images.shape[1], self.feather, self.margin)
             )
         return batch
 
 
-def region_masks(landmarks: np.ndarray, region: RegionKind, size: int, feather: float) -> np.ndarray:
-    """N×1×S×S float32 soft masks of a region, from crop-space landmarks (same code as the app)."""
+def region_masks(
+    landmarks: np.ndarray, region: RegionKind, size: int, feather: float, margin: float | None = None
+) -> np.ndarray:
+    """N×1×S×S float32 soft masks of a region, from crop-space landmarks (same code as the app); `margin`
+    around the landmark hull, None = the region's default."""
     masks = np.zeros((len(landmarks), 1, size, size), np.float32)
     for index, marks in enumerate(landmarks):
-        polygon = region_polygon(region, marks)
+        polygon = region_polygon(region, marks, margin)
         eye_distance = float(np.hypot(*(marks[42:48].mean(0) - marks[36:42].mean(0))))
         masks[index, 0] = polygon.rasterise(size, size, feather * eye_distance).full(size, size)
     return masks

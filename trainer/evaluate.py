@@ -165,7 +165,9 @@ def evaluate_model(
         raise ValueError(f"no {split} faces without the target value of {manifest.attribute}")
     real_rows = dataset.indices(split, manifest.attribute, target)
     region = manifest.region if manifest.kind == "local" else RegionKind.FACE
-    judge = _Judge(model, classifier, identity, dataset, region, target, sizes.batch_size)
+    judge = _Judge(
+        model, classifier, identity, dataset, region, target, sizes.batch_size, manifest.region_margin
+    )
     started = time.perf_counter()
 
     main = judge.score(rows, local=manifest.kind == "local")
@@ -266,14 +268,18 @@ class _Judge:
         region: RegionKind,
         target: int,
         batch_size: int,
+        margin: float | None = None,
     ) -> None:
         self.model, self.classifier, self.identity = model, classifier, identity
         self.dataset, self.region, self.target, self.batch_size = dataset, region, target, batch_size
+        self.margin = margin
 
     def inputs(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(crops, the region's soft masks N×S×S, feathered like the app's default)."""
         crops = np.asarray(self.dataset.crops[rows])
-        masks = region_masks(self.dataset.landmarks[rows], self.region, self.dataset.size, DEFAULT_FEATHER)
+        masks = region_masks(
+            self.dataset.landmarks[rows], self.region, self.dataset.size, DEFAULT_FEATHER, self.margin
+        )
         return crops, masks[:, 0]
 
     def says_target(self, images: np.ndarray) -> list[bool]:

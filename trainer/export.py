@@ -22,7 +22,7 @@ from torch import nn
 from diat_studio.core.errors import ModelError
 from diat_studio.core.manifest import MANIFEST_FILE, ModelManifest, NetworkSpec
 from diat_studio.core.paths import user_models_dir
-from diat_studio.core.regions import RegionKind
+from diat_studio.core.regions import REGION_MARGIN, RegionKind
 from diat_studio.core.registry import ModelRegistry, sha256_file
 from trainer.config import TrainConfig
 from trainer.data import PreparedDataset
@@ -177,8 +177,16 @@ def _export_into(
         metrics=previous_metrics,
         licence=dataset.licence,
         experimental=experimental,
+        region_margin=_region_margin(config) if kind == "local" else None,
     )
     manifest.save(out)
+
+
+def _region_margin(config: dict[str, Any]) -> float:
+    """The margin the run's masks were drawn with, always written for a local model (a run made before the
+    option existed, or without it, used the region's default)."""
+    margin = config.get("region_margin")
+    return float(margin) if margin is not None else REGION_MARGIN[RegionKind(config["region"])]
 
 
 def install_target(name: str, *, replace: bool = False, models_dir: Path | None = None) -> Path:

@@ -83,6 +83,7 @@ class Stage:
             flip,
             region,
             self.config.mask_feather,
+            self.config.region_margin,
         )
         self.samplers[name] = sampler
         return sampler
@@ -153,7 +154,16 @@ class Stage:
         optimizer.step()
 
     def fixed_batch(self, rows: np.ndarray, region: RegionKind | None = None) -> dict[str, torch.Tensor]:
-        loader = BatchSampler(self.dataset, rows, len(rows), 0, False, region, self.config.mask_feather)
+        loader = BatchSampler(
+            self.dataset,
+            rows,
+            len(rows),
+            0,
+            False,
+            region,
+            self.config.mask_feather,
+            self.config.region_margin,
+        )
         return self.to_device(loader.load(rows))
 
 

@@ -33,6 +33,11 @@ is shown (names, description, licence, tensor names) is refused when it holds a 
 drive a terminal or reorder the text: control characters (C0 with ESC, DEL, C1), bidirectional controls,
 lone surrogates, line separators (see `model_files.unsafe_character`).
 
+`region_margin` (optional; written by exports since 2026-11-27) is the margin, in inter-ocular distances,
+around the region's landmark hull that the model was trained with — the mask it is pasted through must be
+the same (a local editor's output outside its training mask is anything). Without it, the region's
+default (`regions.REGION_MARGIN`), which every earlier model was trained with.
+
 `experimental` (optional, default false; written only when true) marks an edit that does not pass its
 quality bar yet: it stays installed, but the app's edit list and the batch command hide it unless the user
 asks for experimental models (Settings → Show experimental models, `--experimental`).
@@ -55,6 +60,8 @@ from diat_studio.core.model_files import UnsafeFileError, read_model_file, shown
 from diat_studio.core.regions import RegionKind
 
 MANIFEST_FILE = "manifest.json"
+#: A margin of more than this many inter-ocular distances around a region would cover the whole photo.
+MAX_REGION_MARGIN = 1.5
 FORMAT_VERSION = 1
 
 #: A manifest is a few kilobytes; anything near this is not one.
@@ -117,6 +124,8 @@ class ModelManifest:
     licence: str = ""
     experimental: bool = False
     """Does not pass its quality bar yet: hidden from lists unless experimental models are asked for."""
+    region_margin: float | None = None
+    """The margin around the region's landmark hull the model was trained with (None: the default)."""
 
     @property
     def crop_size(self) -> int:
@@ -140,6 +149,7 @@ class ModelManifest:
             "direction": self.direction,
             "kind": self.kind,
             "region": self.region.value,
+            **({"region_margin": self.region_margin} if self.region_margin is not None else {}),
             "template": self.template.to_dict(),
             "value_range": list(self.value_range),
             "transform": self.transform.to_dict(),
@@ -215,6 +225,14 @@ class ModelManifest:
             raise ManifestError(
                 f"manifest: 'experimental' must be true or false, got {_quoted(experimental)}"
             )
+        region_margin = data.get("region_margin")
+        if region_margin is not None:
+            region_margin = _number(region_margin, "region_margin")
+            if not 0.0 <= region_margin <= MAX_REGION_MARGIN:
+                raise ManifestError(
+                    f"manifest: region_margin must be within 0 and {MAX_REGION_MARGIN:g} inter-ocular "
+                    f"distances, got {_quoted(data.get('region_margin'))}"
+                )
         name = _text(_require(data, "name", str), "name")
         if not name or "/" in name or "\\" in name or name in (".", "..") or name.strip() != name:
             raise ManifestError(f"manifest: bad model name {_quoted(name)}")
@@ -234,6 +252,7 @@ class ModelManifest:
             metrics=_metrics(_object(data, "metrics")),
             licence=_optional_text(data, "licence", multiline=True),
             experimental=experimental,
+            region_margin=region_margin,
         )
 
 

@@ -68,9 +68,12 @@ class PhotoDocument(QObject):
 
     # -- masks -------------------------------------------------------------------------------------------
 
-    def polygon(self, face: int, region: RegionKind) -> Polygon:
-        """The mask polygon of a face's region: the user's edit, or the one built from the landmarks."""
-        return self._polygons.get((face, region)) or region_polygon(region, self.faces[face].landmarks)
+    def polygon(self, face: int, region: RegionKind, margin: float | None = None) -> Polygon:
+        """The mask polygon of a face's region: the user's edit, or the one built from the landmarks with
+        `margin` (the chosen model's, from its manifest; None: the region's default)."""
+        return self._polygons.get((face, region)) or region_polygon(
+            region, self.faces[face].landmarks, margin
+        )
 
     def edited_masks(self) -> dict[tuple[int, RegionKind], Polygon]:
         """The masks the user reshaped (the others follow the landmarks)."""

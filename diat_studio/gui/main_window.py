@@ -168,6 +168,11 @@ class MainWindow(FileActions, TrainingActions, WindowMenus, QMainWindow):
             return None
         return entry.manifest.region if entry.manifest.kind == "local" else RegionKind.FACE
 
+    def current_margin(self) -> float | None:
+        """The chosen model's margin around its region (the mask it was trained with); None: the default."""
+        entry = self.current_entry()
+        return entry.manifest.region_margin if entry is not None and entry.manifest is not None else None
+
     def detector(self) -> FaceDetector:
         kind = self.settings.detector
         with self._detector_lock:
@@ -261,7 +266,10 @@ class MainWindow(FileActions, TrainingActions, WindowMenus, QMainWindow):
         if self.document is None or region is None:
             self.canvas.set_masks([])
             return
-        self.canvas.set_masks([(i, self.document.polygon(i, region)) for i in self.document.selected_faces()])
+        margin = self.current_margin()
+        self.canvas.set_masks(
+            [(i, self.document.polygon(i, region, margin)) for i in self.document.selected_faces()]
+        )
 
     def _on_mask_changed(self, face: int, polygon: object) -> None:
         region = self.current_region()
@@ -300,7 +308,7 @@ class MainWindow(FileActions, TrainingActions, WindowMenus, QMainWindow):
             strength=strength,
             feather=self.edits.feather_value,
             faces=tuple(faces),
-            polygons=tuple(document.polygon(i, region) for i in faces),
+            polygons=tuple(document.polygon(i, region, self.current_margin()) for i in faces),
         )
         return self.run_edit(entry, recipe)
 

@@ -61,3 +61,21 @@ def test_bundled_manifests_mark_experimental_models_with_the_flag_not_the_name()
     assert manifests
     for manifest in manifests:
         assert "experimental" not in manifest.display_name.lower(), manifest.name
+
+
+def test_region_margin_round_trips_and_is_absent_from_older_manifests(
+    models_root: Path, tmp_path: Path
+) -> None:
+    data = _data(models_root)
+    assert "region_margin" not in data and ModelManifest.from_dict(data).region_margin is None
+    manifest = ModelManifest.from_dict({**data, "region_margin": 0.45})
+    assert manifest.region_margin == 0.45 and manifest.to_dict()["region_margin"] == 0.45
+    manifest.save(tmp_path)
+    assert ModelManifest.load(tmp_path) == manifest
+    assert "region_margin" not in ModelManifest.from_dict(data).to_dict()
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.6, "wide", True, float("inf")])
+def test_a_bad_region_margin_is_a_clear_error(models_root: Path, value: object) -> None:
+    with pytest.raises(ManifestError, match=r"region_margin must be"):
+        ModelManifest.from_dict({**_data(models_root), "region_margin": value})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QFileDialog, QPushButton
 
 from diat_studio.core.batch import REPORT_JSON
+from diat_studio.core.manifest import MANIFEST_FILE
+from diat_studio.core.regions import RegionKind, region_polygon
 from diat_studio.core.registry import ModelRegistry
 from diat_studio.gui import batch_dialog as batch_dialog_module
 from diat_studio.gui.images import from_qimage
@@ -20,6 +23,7 @@ from diat_studio.gui.main_window import MainWindow
 from diat_studio.gui.settings import AppSettings
 from tests.conftest import REPO_ROOT
 from tests.gui.helpers import SAMPLE, TIMEOUT, finish, open_photo
+from tests.onnx_fixtures import model_folder
 
 JPEG_MAGIC, PNG_MAGIC = b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"
 
@@ -379,3 +383,23 @@ def test_cnn_detection_shows_progress_and_cancel_discards_it(
     window.canvas.zoom_in()
     finish(qtbot, job)
     assert window.document is not None and window.document.path == SAMPLE  # the result was discarded
+
+
+def test_the_mask_follows_the_chosen_models_margin(
+    qtbot, window: MainWindow, tmp_path: Path, models_root: Path
+) -> None:
+    """A model trained with a wider region (its manifest's region_margin) is shown and applied with it."""
+    folder = model_folder(tmp_path / "wide", "redden-eyes", "local", RegionKind.EYES, with_enhancer=False)
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    (folder / MANIFEST_FILE).write_text(json.dumps({**manifest, "region_margin": 0.45}))
+    window.settings.model_folders = [models_root, tmp_path / "wide"]
+    window.reload_models()
+    qtbot.waitUntil(lambda: "redden-eyes" in [e.name for e in window.registry.entries], timeout=TIMEOUT)
+    window.edits.select_model("redden-eyes")
+    open_photo(qtbot, window, SAMPLE)
+    assert window.current_margin() == 0.45
+    finish(qtbot, window.apply_edit())
+    landmarks = window.document.faces[0].landmarks  # type: ignore[union-attr]
+    (applied,) = window.document.applied  # type: ignore[union-attr]
+    assert applied.polygons[0] == region_polygon(RegionKind.EYES, landmarks, 0.45)
+    assert applied.polygons[0] != region_polygon(RegionKind.EYES, landmarks)

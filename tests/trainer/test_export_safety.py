@@ -10,11 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
+from diat_studio.core.regions import REGION_MARGIN, RegionKind
 from diat_studio.core.registry import ModelRegistry
 from tests.trainer.conftest import train_new_run
 from trainer.cli import EXIT_OK, EXIT_USAGE, main
+from trainer.data import BatchSampler, PreparedDataset
 from trainer.runs import JsonlLog
 
 REPO = Path(__file__).resolve().parents[2]
@@ -161,3 +165,43 @@ def test_a_setting_changed_on_resume_is_kept_in_the_log_the_manifest_and_the_car
     script = [sys.executable, "scripts/write_model_card.py", str(model), "--out", str(cards)]
     subprocess.run(script, cwd=REPO, check=True, capture_output=True)
     assert "- resumed at step 2 with edge_weight 0.0 → 2.0" in (cards / "remove-glasses.md").read_text()
+
+
+def test_the_manifest_records_the_region_margin_the_masks_were_drawn_with(
+    tmp_path: Path, dataset_dir: Path, runs
+) -> None:
+    """Default margin (an older run's too) and an explicit one: the app must paste through the same mask."""
+    model = tmp_path / "models" / "default"
+    assert main(["export", str(runs["edit"]), "--out", str(model)]) == EXIT_OK
+    assert (
+        json.loads((model / "manifest.json").read_text())["region_margin"] == REGION_MARGIN[RegionKind.EYES]
+    )
+    data = [
+        "--data",
+        str(dataset_dir),
+        "--attribute",
+        "Eyeglasses",
+        "--direction",
+        "remove",
+        "--region",
+        "eyes",
+    ]
+    widths = ["--transform-width", "4", "--discriminator-width", "4"]
+    wide = train(
+        tmp_path / "runs", "--stage", "edit", *data, "--steps", "1", *widths, "--region-margin", "0.45"
+    )
+    model = tmp_path / "models" / "wide"
+    assert main(["export", str(wide), "--out", str(model)]) == EXIT_OK
+    assert json.loads((model / "manifest.json").read_text())["region_margin"] == 0.45
+
+
+def test_training_masks_take_the_runs_margin(dataset_dir: Path) -> None:
+    dataset = PreparedDataset.open(dataset_dir)
+    rows = np.arange(4)
+    masks = {
+        margin: BatchSampler(dataset, rows, 4, 0, False, RegionKind.EYES, 0.15, margin).load(rows)["mask"]
+        for margin in (None, REGION_MARGIN[RegionKind.EYES], 0.45)
+    }
+    assert torch.equal(masks[None], masks[REGION_MARGIN[RegionKind.EYES]])
+    assert masks[0.45].sum() > 1.3 * masks[None].sum()
+    assert bool((masks[0.45] >= masks[None] - 1e-6).all())  # the wider region holds the default one

@@ -130,6 +130,20 @@ def test_delta_lowpass_is_checked_up_front(capsys, dataset_dir: Path) -> None:
     assert main([*arguments, "--delta-lowpass", "0.7"]) == EXIT_OK
 
 
+def test_region_margin_is_checked_up_front(capsys, dataset_dir: Path) -> None:
+    arguments = ["train", "--stage", "edit", "--data", str(dataset_dir), *GLASSES, "--dry-run"]
+    assert main([*arguments, "--region-margin", "0.45"]) == EXIT_USAGE  # a global edit has no region
+    assert "--region-margin is the margin around a local edit's region: it needs --region" in (
+        capsys.readouterr().err
+    )
+    assert main([*arguments, "--region", "eyes", "--region-margin", "-0.1"]) == EXIT_USAGE
+    assert "--region-margin -0.1: inter-ocular distances around the region, 0 to 1.5" in (
+        capsys.readouterr().err
+    )
+    assert main([*arguments, "--region", "eyes", "--region-margin", "0.45"]) == EXIT_OK
+    assert '"region_margin": 0.45' in capsys.readouterr().out
+
+
 def test_resume_cannot_go_back_behind_the_checkpoint(capsys, tmp_path: Path, dataset_dir: Path) -> None:
     run = train(
         tmp_path / "runs", "--stage", "reconstruct", "--data", str(dataset_dir), "--steps", "4",
