@@ -210,6 +210,8 @@ class _Work:
             steps=steps,
             sample_every=max(steps // 4, 1),
         )
+        if plan.request.region_margin is not None:
+            fields["region_margin"] = plan.request.region_margin
         self._train("edit", self._config(**fields))
 
     def export(self) -> None:

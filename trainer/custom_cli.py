@@ -50,6 +50,12 @@ def add_custom_command(commands: argparse._SubParsersAction) -> None:
         help=f"where the edit works: {', '.join(REGIONS)} (default face: the whole face)",
     )
     custom.add_argument(
+        "--region-margin",
+        type=float,
+        help="mouth or eyes: the margin around the region's landmarks, in eye distances (default: the "
+        "region's own; 0.45 for eyes covers a glasses frame, docs/ABLATION.md)",
+    )
+    custom.add_argument(
         "--direction",
         default="add",
         help="add (default): turn faces without the attribute into faces with it; remove: the reverse",
@@ -94,6 +100,7 @@ def _request(options: argparse.Namespace) -> CustomRequest:
         without_dir=options.without_dir,
         name=options.name,
         region=options.region,
+        region_margin=options.region_margin,
         direction=options.direction,
         attribute=options.attribute,
         display_name=options.display_name,
@@ -158,7 +165,9 @@ def describe(plan: Plan) -> str:
         "prepare": f"{preset.crop_size} px crops, {plan.photos['with']} + {plan.photos['without']} photos",
         "guide": f"{plan.steps('guide')} steps → {plan.runs / 'guide'}",
         "evaluator": f"{plan.steps('evaluator')} steps → {plan.runs / 'evaluator'}",
-        "edit": f"{plan.steps('edit')} steps, region {request.region} → {plan.runs / 'edit'}",
+        "edit": f"{plan.steps('edit')} steps, region {request.region}"
+        + (f" (margin {request.region_margin:g})" if request.region_margin is not None else "")
+        + f" → {plan.runs / 'edit'}",
         "export": f"→ {plan.model}",
         "evaluate": "held-out faces, --quality-bar",
         "install": f"→ {plan.install_to}",

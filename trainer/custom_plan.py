@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from diat_studio.core.manifest import MAX_REGION_MARGIN
 from trainer.checks import CheckError
 
 #: Photos each folder needs at least (a few hundred per folder train a far better edit).
@@ -117,6 +118,8 @@ class CustomRequest:
     without_dir: Path
     name: str
     region: str = "face"
+    region_margin: float | None = None
+    """Local edits: the margin around the region's landmark hull (None: the region's default)."""
     direction: str = "add"
     """add: the edit turns faces like WITHOUT_DIR's into faces like WITH_DIR's; remove: the reverse."""
     attribute: str | None = None
@@ -207,6 +210,12 @@ class Plan:
             "attribute": self.attribute,
             "direction": self.request.direction,
             "region": self.request.region,
+            # only when given: workspaces made before the option existed stay reusable
+            **(
+                {"region_margin": self.request.region_margin}
+                if self.request.region_margin is not None
+                else {}
+            ),
             "crop_size": preset.crop_size,
             "widths": [preset.transform_width, preset.discriminator_width, preset.classifier_width],
         }
@@ -254,6 +263,13 @@ def validate(request: CustomRequest) -> Plan:
             f"--region {request.region!r} is not a region: choose {', '.join(REGIONS)} (mouth and eyes are "
             "local edits; face edits the whole face)"
         )
+    if request.region_margin is not None:
+        if request.region == "face":
+            problems.append("--region-margin is for a local edit (--region mouth or eyes)")
+        elif not 0.0 <= request.region_margin <= MAX_REGION_MARGIN:
+            problems.append(
+                f"--region-margin {request.region_margin}: eye distances, 0 to {MAX_REGION_MARGIN:g}"
+            )
     if request.direction not in ("add", "remove"):
         problems.append(f"--direction {request.direction!r}: choose add or remove")
     preset = PRESETS.get(request.preset)

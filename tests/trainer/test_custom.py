@@ -92,6 +92,18 @@ def test_dry_run_prints_the_plan_and_guards_installed_models(
     assert "will be emptied first (--force)" in capsys.readouterr().out
 
 
+def test_region_margin_is_checked_and_shown_in_the_plan(capsys, tmp_path: Path) -> None:
+    with_dir, without_dir = dummy_folders(tmp_path, 20, 21)
+    common = ["custom", str(with_dir), str(without_dir), "--name", "add-glasses", "--dry-run"]
+    common += ["--workspace", str(tmp_path / "ws")]
+    assert main([*common, "--region-margin", "0.45"]) == EXIT_USAGE  # the default region is the face
+    assert "--region-margin is for a local edit (--region mouth or eyes)" in capsys.readouterr().err
+    assert main([*common, "--region", "eyes", "--region-margin", "2"]) == EXIT_USAGE
+    assert "--region-margin 2.0: eye distances, 0 to 1.5" in capsys.readouterr().err
+    assert main([*common, "--region", "eyes", "--region-margin", "0.45"]) == EXIT_OK
+    assert "steps, region eyes (margin 0.45)" in capsys.readouterr().out
+
+
 def test_presets_state_their_minutes_in_the_help(capsys) -> None:
     assert main(["custom", "--help"]) == EXIT_OK
     text = " ".join(capsys.readouterr().out.split())
