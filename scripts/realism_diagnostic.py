@@ -34,9 +34,9 @@ from diat_studio.core.manifest import ModelManifest
 from diat_studio.core.pipeline import DEFAULT_FEATHER, edit_crops
 from diat_studio.core.regions import RegionKind
 from diat_studio.core.registry import ModelRegistry
-from trainer.data import PreparedDataset, region_masks, to_tensor
+from trainer.data import PreparedDataset, region_masks
 from trainer.evaluate import dev_fraction_of
-from trainer.measures import composite, delta_e_per_face, two_sample_accuracies
+from trainer.measures import composite, delta_e_per_face, target_rate, two_sample_accuracies
 from trainer.stages import load_trained
 
 
@@ -98,12 +98,7 @@ def main() -> None:
     )
 
     def success(images: np.ndarray) -> float:
-        with torch.no_grad():
-            said = [
-                ((evaluator(to_tensor(images[i : i + 64])) > 0).long() == target).sum().item()
-                for i in range(0, len(images), 64)
-            ]
-        return round(sum(said) / len(images), 4)
+        return target_rate(evaluator, images, target)
 
     def test(first: np.ndarray, second: np.ndarray) -> dict[str, object]:
         runs = two_sample_accuracies(first, second, repeats=3, steps=600, width=8, seed=0) or []

@@ -25,8 +25,8 @@ import torch
 
 from diat_studio.core.pipeline import DEFAULT_FEATHER
 from diat_studio.core.regions import REGION_MARGIN, RegionKind
-from trainer.data import PreparedDataset, region_masks, to_tensor
-from trainer.measures import blur_inside, composite
+from trainer.data import PreparedDataset, region_masks
+from trainer.measures import blur_inside, composite, target_rate
 from trainer.stages import load_trained
 
 
@@ -57,12 +57,7 @@ def main() -> None:
     donor_crops = np.asarray(dataset.crops[donors[: len(rows)]])
 
     def success(images: np.ndarray) -> float:
-        with torch.no_grad():
-            said = [
-                ((evaluator(to_tensor(images[i : i + 64])) > 0).long() == target).sum().item()
-                for i in range(0, len(images), 64)
-            ]
-        return round(sum(said) / len(images), 4)
+        return target_rate(evaluator, images, target)
 
     margins = [float(m) for m in options.margins.split(",") if m.strip()] or [REGION_MARGIN[region]]
     common = {"faces": len(rows), "input": success(crops), "donor_faces_whole": success(donor_crops)}

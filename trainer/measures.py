@@ -78,6 +78,17 @@ def random_rows(rows: Sequence[int] | np.ndarray, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).permutation(np.asarray(rows))
 
 
+def target_rate(classifier: torch.nn.Module, images: np.ndarray, target: int, batch: int = 64) -> float:
+    """The fraction of `images` (N×H×W×3 uint8) that `classifier` calls `target` (1: has the attribute, 0:
+    has not), rounded to 4 decimals: an evaluator's success rate."""
+    with torch.no_grad():
+        said = [
+            ((classifier(_to_tensor(images[i : i + batch])) > 0).long() == target).sum().item()
+            for i in range(0, len(images), batch)
+        ]
+    return round(sum(said) / len(images), 4)
+
+
 def success_over_blur_points(success: float, control: float) -> float:
     """How many percentage points the edit's success rate is above the blur control's."""
     return round((success - control) * 100.0, 1)

@@ -23,7 +23,6 @@ from diat_studio.core.alignment import AlignedFace, align_face
 from diat_studio.core.colour import keep_grey
 from diat_studio.core.compositing import paste_edit
 from diat_studio.core.inference import AttributeModel, GlobalEnhancer, LocalEnhancer
-from diat_studio.core.manifest import ModelManifest
 from diat_studio.core.regions import Polygon, RegionKind, inter_ocular_distance, region_polygon
 
 if TYPE_CHECKING:  # dlib: the trainer's evaluation imports this module where dlib is not installed
@@ -65,14 +64,11 @@ def select_faces(faces: Sequence[Face], selection: FaceSelection) -> list[Face]:
 
 
 def default_polygon(model: AttributeModel, face: Face) -> Polygon:
-    """The region a model edits on a face: its manifest region for local models, the face for global."""
-    return model_polygon(model.manifest, face.landmarks)
-
-
-def model_polygon(manifest: ModelManifest, landmarks: np.ndarray) -> Polygon:
-    """The region a model edits, from landmarks: with the margin the model was trained with."""
+    """The region a model edits on a face: its manifest region, grown by the margin it was trained with, for
+    local models; the face for global ones."""
+    manifest = model.manifest
     region = manifest.region if manifest.kind == "local" else RegionKind.FACE
-    return region_polygon(region, landmarks, manifest.region_margin)
+    return region_polygon(region, face.landmarks, manifest.region_margin)
 
 
 def enhance_crops(

@@ -300,7 +300,7 @@ class MainWindow(FileActions, TrainingActions, WindowMenus, QMainWindow):
                 "warning", "Select at least one face to edit (click a face on the photo)."
             )
             return None
-        strength = self.edits.strength_value
+        strength, margin = self.edits.strength_value, self.current_margin()
         name = entry.manifest.display_name if entry.manifest else entry.name
         recipe = EditRecipe(
             model=entry.name,
@@ -308,7 +308,7 @@ class MainWindow(FileActions, TrainingActions, WindowMenus, QMainWindow):
             strength=strength,
             feather=self.edits.feather_value,
             faces=tuple(faces),
-            polygons=tuple(document.polygon(i, region, self.current_margin()) for i in faces),
+            polygons=tuple(document.polygon(i, region, margin) for i in faces),
         )
         return self.run_edit(entry, recipe)
 

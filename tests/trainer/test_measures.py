@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from diat_studio.core.colour import to_grey_like
 from trainer.measures import (
@@ -15,6 +16,7 @@ from trainer.measures import (
     mean_delta_e_faces,
     random_rows,
     success_over_blur_points,
+    target_rate,
     two_sample_accuracies,
     two_sample_accuracy,
 )
@@ -109,3 +111,16 @@ def test_random_rows_are_drawn_not_the_first() -> None:
     assert sorted(drawn.tolist()) == rows.tolist() and not np.array_equal(drawn[:16], rows[:16])
     assert np.array_equal(drawn, random_rows(rows, seed=0))
     assert success_over_blur_points(0.8, 0.35) == 45.0
+
+
+def test_target_rate_counts_what_the_classifier_calls_the_target_across_batches() -> None:
+    class Brightness(torch.nn.Module):
+        """Logit > 0 for a bright face: 'has the attribute'."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.mean(dim=(1, 2, 3))[:, None]
+
+    images = np.zeros((5, 8, 8, 3), np.uint8)
+    images[:3] = 255  # three bright, two dark; batch 2 splits them across three batches
+    assert target_rate(Brightness(), images, 1, batch=2) == 0.6
+    assert target_rate(Brightness(), images, 0, batch=2) == 0.4
