@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +172,20 @@ class TrainConfig:
         data = asdict(self)
         data["blur_sigma"] = list(self.blur_sigma)
         return data
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """{field: default} for every field that has one, in to_dict's form (what an older run that lacks
+        the field trained with)."""
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            if item.default is not MISSING:
+                values[item.name] = item.default
+            elif item.default_factory is not MISSING:
+                values[item.name] = item.default_factory()
+        if isinstance(values.get("blur_sigma"), tuple):
+            values["blur_sigma"] = list(values["blur_sigma"])
+        return values
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"

@@ -81,14 +81,24 @@ UNRECORDED_ON_RESUME = frozenset(
 )
 
 
-def settings_changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+def settings_changed(
+    before: dict[str, Any], after: dict[str, Any], defaults: dict[str, Any] | None = None
+) -> dict[str, list[Any]]:
     """{key: [value at the checkpoint, value now]} for every setting a resume changed (a run continued with a
-    new loss weight or low-pass), except UNRECORDED_ON_RESUME."""
-    return {
-        key: [before.get(key), value]
-        for key, value in after.items()
-        if key not in UNRECORDED_ON_RESUME and key in before and before[key] != value
-    }
+    new loss weight or low-pass), except UNRECORDED_ON_RESUME.
+
+    A setting newer than the checkpoint (absent from `before`) ran at its default, so it is compared with
+    `defaults[key]`: without that, continuing an older run with a new option (a region margin added later)
+    would leave no trace of the change. A key absent from both is not compared (nothing is known of it)."""
+    defaults = defaults or {}
+    changed: dict[str, list[Any]] = {}
+    for key, value in after.items():
+        if key in UNRECORDED_ON_RESUME or (key not in before and key not in defaults):
+            continue
+        old = before[key] if key in before else defaults[key]
+        if old != value:
+            changed[key] = [old, value]
+    return changed
 
 
 def recipe_changes(run: Path) -> list[dict[str, Any]]:

@@ -130,7 +130,7 @@ def _train(
         if dist.main:
             log.truncate_after(start)
             record: dict[str, Any] = {"step": start, "event": "resumed"}
-            changed = settings_changed(state.get("config") or {}, config.to_dict())
+            changed = settings_changed(state.get("config") or {}, config.to_dict(), TrainConfig.defaults())
             if changed:  # config.json keeps only the new values: the log keeps when they began
                 record["changed"] = changed
             log.write(record)

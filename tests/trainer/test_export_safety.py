@@ -19,7 +19,7 @@ from diat_studio.core.registry import ModelRegistry
 from tests.trainer.conftest import train_new_run
 from trainer.cli import EXIT_OK, EXIT_USAGE, main
 from trainer.data import BatchSampler, PreparedDataset
-from trainer.runs import JsonlLog
+from trainer.runs import CHECKPOINT, JsonlLog, settings_changed
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--batch-size", "4", "--log-every", "1", "--sample-every", "1000", "-q"]
@@ -165,6 +165,34 @@ def test_a_setting_changed_on_resume_is_kept_in_the_log_the_manifest_and_the_car
     script = [sys.executable, "scripts/write_model_card.py", str(model), "--out", str(cards)]
     subprocess.run(script, cwd=REPO, check=True, capture_output=True)
     assert "- resumed at step 2 with edge_weight 0.0 → 2.0" in (cards / "remove-glasses.md").read_text()
+
+
+def test_a_setting_newer_than_the_checkpoint_is_recorded_against_the_default_it_ran_with(
+    tmp_path: Path, runs
+) -> None:
+    """An older run continued with an option added since (its checkpoint's config lacks the key) trained
+    at that option's default until the resume: the change must be recorded, not skipped."""
+    run = tmp_path / "runs" / runs["edit"].name
+    shutil.copytree(runs["edit"], run)
+    checkpoint = run / CHECKPOINT
+    state = torch.load(checkpoint, weights_only=False)
+    for key in ("region_margin", "outside_weight"):
+        del state["config"][key]  # as written before these settings existed
+    torch.save(state, checkpoint)
+    resume = ["train", "--resume", str(run), "--steps", "3", "-q"]
+    assert main([*resume, "--region-margin", "0.45", "--outside-weight", "1"]) == EXIT_OK
+    resumed = [r for r in JsonlLog(run / "log.jsonl").read() if r.get("event") == "resumed"]
+    assert resumed == [
+        {"step": 2, "event": "resumed", "changed": {"region_margin": [None, 0.45], "outside_weight": [0.0, 1.0]}}
+    ]
+
+
+def test_settings_changed_compares_a_missing_key_with_its_default_and_skips_what_is_unknown() -> None:
+    before = {"edge_weight": 0.0, "steps": 10}
+    after = {"edge_weight": 2.0, "steps": 20, "outside_weight": 1.0, "region_margin": None, "novel": 3}
+    defaults = {"outside_weight": 0.0, "region_margin": None}
+    assert settings_changed(before, after, defaults) == {"edge_weight": [0.0, 2.0], "outside_weight": [0.0, 1.0]}
+    assert settings_changed(before, after) == {"edge_weight": [0.0, 2.0]}
 
 
 def test_the_manifest_records_the_region_margin_the_masks_were_drawn_with(tmp_path: Path, runs) -> None:
