@@ -129,17 +129,15 @@ def _crop_masks(
     polygon: Polygon, n: int, feather: float, settings: DetailSettings
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(inside, fine, smooth) n×n masks of the polygon in crop coordinates: its binary fill, and smoothstep
-    ramps from the edge over `feather` and `wide_feather`× that many crop pixels, started half a pixel
-    inside the edge so that the enlarged mask fades out at the polygon (the full-resolution gate cuts the
+    ramps over `feather` and `wide_feather`× that many crop pixels of the exact distance to the edge, so that
+    the enlarged mask fades out at the polygon without a pixel staircase (the full-resolution gate cuts the
     rest)."""
-    binary = np.zeros((n, n), np.uint8)
-    cv2.fillPoly(binary, [np.round(polygon.as_array() * 16).astype(np.int32)], 255, cv2.LINE_8, shift=4)
-    padded = cv2.copyMakeBorder(binary, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-    distance = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1] - 0.5
+    wide = max(settings.wide_feather * feather, 0.75)
+    distance = polygon.edge_distance(n, n, reach=max(feather, wide))
     return (
-        (binary > 0).astype(np.float32),
+        polygon.fill(n, n).astype(np.float32),
         _smoothstep(distance / max(feather, 0.75)),
-        _smoothstep(distance / max(settings.wide_feather * feather, 0.75)),
+        _smoothstep(distance / wide),
     )
 
 

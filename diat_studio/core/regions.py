@@ -135,29 +135,64 @@ class Polygon:
         pts = self.as_array()
         return float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max())
 
+    def fill(self, height: int, width: int, left: int = 0, top: int = 0) -> np.ndarray:
+        """uint8 (0/1) fill of the polygon over the height×width box at (left, top) of the image: a pixel is
+        in when its centre is (cv2.fillPoly's rule, at 1/16-pixel precision)."""
+        shift = 4
+        local = (self.as_array() - (left, top)) * (1 << shift)
+        binary = np.zeros((height, width), np.uint8)
+        cv2.fillPoly(binary, [np.round(local).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=shift)
+        return binary
+
+    def edge_distance(
+        self, height: int, width: int, left: int = 0, top: int = 0, reach: float = np.inf
+    ) -> np.ndarray:
+        """float32 distance from each pixel centre inside the polygon (its `fill`) to the polygon's edge,
+        over the height×width box at (left, top); 0 outside.
+
+        Exact (point to segment), not a distance transform of the pixel fill: that one measures to the
+        nearest outside *pixel*, so along a slanted edge it steps 1, 1.41, 1, … and a feathered mask made
+        from it carries a dotted line wherever the edit is strong at the edge (the mouth editors' "dotted
+        chin line"). Pixels deeper than `reach` may hold their approximate distance (still ≥ reach): only
+        the band a ramp uses is measured exactly."""
+        binary = self.fill(height, width, left, top)
+        padded = cv2.copyMakeBorder(binary, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+        distance = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+        # The pixel distance exceeds the exact one by at most √2/2 + rounding: measure below reach + 1.5.
+        rows, cols = np.nonzero((binary > 0) & (distance < reach + 1.5))
+        if len(rows):
+            distance[rows, cols] = _distance_to_edges(
+                self.as_array() - (left, top), cols.astype(np.float64), rows.astype(np.float64)
+            )
+        return distance
+
     def rasterise(self, height: int, width: int, feather: float = 0.0) -> SoftMask:
         """Soft mask of this polygon inside a height×width image.
 
         The mask is exactly 0 outside the polygon and ramps from 0 at the edge to 1 at `feather` pixels
-        inside it (smoothstep), so a feathered edit never reaches past the polygon the user sees.
-        """
+        inside it (smoothstep of the exact distance to the edge), so a feathered edit never reaches past the
+        polygon the user sees and its edge carries no pixel staircase."""
         x_min, y_min, x_max, y_max = self.bounds()
         left, top = max(int(np.floor(x_min)) - 1, 0), max(int(np.floor(y_min)) - 1, 0)
         right, bottom = min(int(np.ceil(x_max)) + 2, width), min(int(np.ceil(y_max)) + 2, height)
         if right <= left or bottom <= top:
             return SoftMask(0, 0, np.zeros((0, 0), np.float32))
-        shift = 4
-        local = (self.as_array() - (left, top)) * (1 << shift)
-        binary = np.zeros((bottom - top, right - left), np.uint8)
-        cv2.fillPoly(binary, [np.round(local).astype(np.int32)], 255, lineType=cv2.LINE_8, shift=shift)
         if feather <= 0:
-            return SoftMask(left, top, (binary > 0).astype(np.float32))
-        # Pad so the distance transform sees the outside even where the polygon touches the box edge.
-        padded = cv2.copyMakeBorder(binary, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-        distance = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+            return SoftMask(left, top, self.fill(bottom - top, right - left, left, top).astype(np.float32))
+        distance = self.edge_distance(bottom - top, right - left, left, top, reach=feather)
         ramp = np.clip(distance / np.float32(feather), 0.0, 1.0)
-        alpha = (ramp * ramp * (3.0 - 2.0 * ramp)).astype(np.float32)
-        return SoftMask(left, top, alpha)
+        return SoftMask(left, top, (ramp * ramp * (3.0 - 2.0 * ramp)).astype(np.float32))
+
+
+def _distance_to_edges(points: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """float32 distance from each (xs[i], ys[i]) to the nearest segment of the closed polygon `points`."""
+    best = np.full(xs.shape, np.inf)
+    for (ax, ay), (bx, by) in zip(points, np.roll(points, -1, axis=0)):
+        dx, dy = bx - ax, by - ay
+        px, py = xs - ax, ys - ay
+        t = np.clip((px * dx + py * dy) / max(dx * dx + dy * dy, 1e-12), 0.0, 1.0)
+        np.minimum(best, (px - t * dx) ** 2 + (py - t * dy) ** 2, out=best)
+    return np.sqrt(best).astype(np.float32)
 
 
 def inter_ocular_distance(landmarks: np.ndarray) -> float:

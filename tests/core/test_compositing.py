@@ -183,3 +183,26 @@ def test_a_256_px_model_works_end_to_end(astronaut, astronaut_face, tmp_path: Pa
     )
     diff = np.any(result.pixels != astronaut, axis=2)
     assert diff.sum() > 400 and not diff[~mouth].any()
+
+
+def test_the_pasted_edge_follows_the_exact_distance_to_the_polygon(astronaut, astronaut_face) -> None:
+    """A strong change ramps in over the mask's edge. Built from a distance transform of the crop's pixel
+    fill, that ramp stepped along every slanted edge, and enlarged into the photo it drew a dotted line
+    around the mouth (the mouth editors' grids). The pasted change must follow the true distance."""
+    pixels, face = enlarged(astronaut, astronaut_face, 500, grain=0.0)
+    pixels[:] = 128  # flat: only the mask's shape shows in the pasted change
+    template = CanonicalTemplate()
+    aligned = align_face(pixels, face.landmarks, template)
+    polygon = region_polygon(RegionKind.MOUTH, face.landmarks)
+    feather = DEFAULT_FEATHER * inter_ocular_distance(face.landmarks)
+    out = pixels.copy()
+    paste_edit(out, aligned, np.full_like(aligned.crop, 168), polygon, feather)
+    change = out[..., 1].astype(np.float64) - 128
+    height, width = pixels.shape[:2]
+    distance = polygon.edge_distance(height, width) * aligned.scale  # in crop pixels
+    wide = DetailSettings().wide_feather * feather * aligned.scale
+    ramp = np.clip(distance / wide, 0.0, 1.0)
+    expected = 40 * ramp * ramp * (3.0 - 2.0 * ramp)
+    band = (distance > 0) & (ramp < 1)
+    assert band.sum() > 1000
+    assert np.abs(change[band] - expected[band]).max() <= 2.5

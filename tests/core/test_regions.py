@@ -86,3 +86,29 @@ def test_polygon_transforms(astronaut_face: Face) -> None:
     polygon = region_polygon(RegionKind.EYES, astronaut_face.landmarks)
     matrix = np.array([[2.0, 0.0, 5.0], [0.0, 2.0, -3.0]])
     assert np.allclose(polygon.transformed(matrix).as_array(), polygon.as_array() * 2 + (5, -3))
+
+
+def test_the_feathered_ramp_follows_the_exact_distance_to_a_slanted_edge() -> None:
+    """A ramp built from the pixel fill's distance transform steps 1, 1.41, 1, … along a slanted edge: times a
+    strong edit that is a dotted line along the mask's edge. The ramp must follow the true distance."""
+    feather = 5.0
+    triangle = Polygon(((10.0, 10.0), (190.0, 10.0), (10.0, 70.0)))  # hypotenuse of slope -1/3
+    full = triangle.rasterise(100, 200, feather=feather).full(100, 200)
+    ys, xs = np.mgrid[0:100, 0:200].astype(np.float64)
+    # distance of each pixel centre to the hypotenuse x + 3y = 220, and to the two legs
+    to_hypotenuse = (220.0 - xs - 3.0 * ys) / np.sqrt(10.0)
+    distance = np.minimum(to_hypotenuse, np.minimum(xs - 10.0, ys - 10.0))
+    ramp = np.clip(distance / feather, 0.0, 1.0)
+    expected = ramp * ramp * (3.0 - 2.0 * ramp)
+    along = (full > 0) & (distance > 0.5) & (xs > 40) & (ys > 20)  # the slanted edge's band, away from corners
+    assert along.sum() > 300
+    assert np.abs(full[along] - expected[along]).max() < 1e-3
+
+
+def test_edge_distance_is_exact_near_the_edge_and_zero_outside() -> None:
+    square = Polygon(((20.0, 20.0), (80.0, 20.0), (80.0, 80.0), (20.0, 80.0)))
+    distance = square.edge_distance(100, 120, reach=6)
+    assert distance[50, 23] == pytest.approx(3.0) and distance[23, 50] == pytest.approx(3.0)
+    assert distance[50, 10] == 0 and distance[90, 50] == 0
+    assert distance[50, 50] >= 6  # deep inside: at least the reach (not measured exactly)
+    assert square.edge_distance(100, 120)[50, 50] == pytest.approx(30.0)
