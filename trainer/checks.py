@@ -67,6 +67,7 @@ ARCHITECTURE = (
     "enhancer_width",
     "classifier_width",
     "editor",
+    "detail_gate",
     "region",
 )
 
@@ -268,6 +269,10 @@ def _check_needs(config: TrainConfig, problems: list[str], checked: Checked) -> 
         problems.append(f"--delta-lowpass {config.delta_lowpass}: a σ in pixels, 0 (none) or more")
     elif config.delta_lowpass > 0 and config.stage == "edit" and config.editor != "residual":
         problems.append("--delta-lowpass is a component of the residual editor: it needs --editor residual")
+    if config.detail_gate < 0:
+        problems.append(f"--detail-gate {config.detail_gate}: a σ in pixels, 0 (none) or more")
+    elif config.detail_gate > 0 and config.stage == "edit" and config.editor != "residual":
+        problems.append("--detail-gate is a component of the residual editor: it needs --editor residual")
     if config.region_margin is not None:
         if not config.region:
             problems.append("--region-margin is the margin around a local edit's region: it needs --region")
@@ -289,7 +294,7 @@ def _check_resume(
     except RunLockedError as exc:
         problems.append(str(exc))
         return
-    stored = _config_of(run)
+    stored = {**TrainConfig.defaults(), **_config_of(run)}  # a setting newer than the run: its default
     for name in ARCHITECTURE:
         if name in explicit and stored.get(name) != getattr(config, name):
             problems.append(

@@ -77,6 +77,10 @@ class TrainConfig:
     """σ in pixels of the crop of a fixed Gaussian low-pass on the residual editor's Δ (part of the exported
     network; trainer.networks.DeltaLowPass); 0 = none. Takes away the pixel-scale pattern that the
     two-sample test found in the edits (docs/ABLATION.md)."""
+    detail_gate: float = 0.0
+    """σ in pixels of the crop of the photo's fine detail that a residual editor may take away where its
+    gate opens (trainer.networks.DetailGate, part of the exported network; adds weights, so it is set when
+    a run starts or is initialised from another, not on resume); 0 = none."""
     edit_weight: float = 0.05
     """|Δ| + total variation of Δ (the residual editor's edit)."""
     colour_weight: float = 1.0

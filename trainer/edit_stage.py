@@ -87,7 +87,11 @@ class EditStage(Stage):
             raise ValueError("stage 'edit' needs --attribute")
         self.region = RegionKind(config.region) if config.region else None
         kind = "editor" if config.editor == "residual" else "plain_editor"
-        options = {"delta_lowpass": config.delta_lowpass} if config.editor == "residual" else {}
+        options = (
+            {"delta_lowpass": config.delta_lowpass, "detail_gate": config.detail_gate}
+            if config.editor == "residual"
+            else {}
+        )
         if config.editor != "residual" and config.delta_lowpass > 0:
             raise ValueError("--delta-lowpass is a component of the residual editor (--editor residual)")
         if config.init_transform:  # this run's low-pass, whatever the earlier run used (it is not a weight)
@@ -100,7 +104,9 @@ class EditStage(Stage):
                 **options,
             )
         elif config.editor == "residual":
-            editor = ResidualEditor(config.transform_width, delta_lowpass=config.delta_lowpass)
+            editor = ResidualEditor(
+                config.transform_width, delta_lowpass=config.delta_lowpass, detail_gate=config.detail_gate
+            )
         else:
             editor = PlainEditor(config.transform_width)
         lr_d = config.lr_discriminator if config.lr_discriminator is not None else config.lr

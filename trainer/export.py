@@ -122,7 +122,14 @@ def _export_into(
 
     if stage == "edit":  # the residual editor; its weight average when the run kept one
         editor = "plain_editor" if config.get("editor") == "plain" else "editor"
-        options = {"delta_lowpass": float(config.get("delta_lowpass") or 0.0)} if editor == "editor" else {}
+        options = (
+            {
+                "delta_lowpass": float(config.get("delta_lowpass") or 0.0),
+                "detail_gate": float(config.get("detail_gate") or 0.0),
+            }
+            if editor == "editor"
+            else {}
+        )
         transform = load_trained(
             transform_run, "editor_ema", "transform_width", "editor", kind=editor, **options
         )
@@ -303,6 +310,7 @@ def _training_summary(
                 "recipe": {
                     "ema_decay": config.get("ema_decay"),
                     "delta_lowpass": config.get("delta_lowpass", 0.0),
+                    "detail_gate": config.get("detail_gate", 0.0),
                     "augment": config.get("augment"),
                     "attribute_classifier": Path(config["attribute_classifier"]).name
                     if config.get("attribute_classifier")

@@ -26,6 +26,8 @@ All image tensors are N×3×S×S in [-1, 1]; masks are N×1×S×S in [0, 1].
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -120,15 +122,54 @@ class DeltaLowPass(nn.Module):
         return F.conv2d(x, self.vertical.to(x.dtype), groups=self.channels)
 
 
+#: The detail gate's starting logit: sigmoid(−4) ≈ 0.018, so an untrained gate takes away under 2% of the
+#: photo's fine detail (a fraction of a grey level) while its weights still get a useful gradient.
+GATE_START = -4.0
+
+
+class DetailGate(nn.Module):
+    """What a low-passed Δ cannot do: take away the photo's own fine detail.
+
+    A residual editor x + LP(Δ) can only add smooth change, so fine structure of the photo — the teeth of
+    a smile in a mouth being closed, the thin rims of glasses being removed — survives every edit (the
+    close-mouth grids: teeth left as pale dots in closed lips). The gate, a smooth map g in [0, 1] read from
+    the editor's last features, takes away g ⊙ (x − G_σ(x)), the photo's detail finer than σ, where the edit
+    needs it gone; the editor's Δ paints the rest. Its head starts at GATE_START, so a new gate is nearly
+    closed and an editor continued with one starts where it was (docs/ABLATION.md, "The detail gate")."""
+
+    def __init__(self, features: int, sigma: float) -> None:
+        super().__init__()
+        self.head = nn.Conv2d(features, 1, 3, padding=1, padding_mode="reflect")
+        nn.init.zeros_(self.head.weight)
+        nn.init.constant_(self.head.bias, GATE_START)  # type: ignore[arg-type]
+        self.detail = DeltaLowPass(sigma, channels=3)
+        self.smooth = DeltaLowPass(sigma, channels=1)
+
+    def gate(self, features: torch.Tensor) -> torch.Tensor:
+        """g: N×1×H×W in [0, 1], as smooth as the detail it removes."""
+        return self.smooth(torch.sigmoid(self.head(features)))
+
+    def forward(self, features: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The change that takes the detail away: −g ⊙ (x − G_σ(x))."""
+        return -self.gate(features) * (x - self.detail(x))
+
+
 class ResidualEditor(nn.Module):
     """T as a residual editor: output = clamp(x + Δ(x)), Δ from the paper's 16-layer body, last conv zeroed.
 
     For a local edit the stage composites x + m ⊙ Δ with the region's soft mask m; the app does the same
     composite (m · T(x) + (1 − m) · x), so the exported network needs no mask input. `delta_lowpass` > 0
     passes Δ through a `DeltaLowPass` of that σ (pixels of the crop) — part of the network, so the
-    exported model does the same as the trained one."""
+    exported model does the same as the trained one. `detail_gate` > 0 adds a `DetailGate` of that σ
+    (Δ then also takes away the photo's detail where the gate opens)."""
 
-    def __init__(self, width: int = 32, residual_blocks: int = 5, delta_lowpass: float = 0.0) -> None:
+    def __init__(
+        self,
+        width: int = 32,
+        residual_blocks: int = 5,
+        delta_lowpass: float = 0.0,
+        detail_gate: float = 0.0,
+    ) -> None:
         super().__init__()
         body = TransformNet(width, residual_blocks).net
         last = body[-1]
@@ -137,13 +178,29 @@ class ResidualEditor(nn.Module):
         nn.init.zeros_(last.bias)  # type: ignore[arg-type]
         self.net = body
         self.lowpass = DeltaLowPass(delta_lowpass) if delta_lowpass > 0 else None
+        self.detail_gate = DetailGate(width, detail_gate) if detail_gate > 0 else None
 
     def delta(self, x: torch.Tensor) -> torch.Tensor:
-        delta = self.net(x)
-        return self.lowpass(delta) if self.lowpass is not None else delta
+        if self.detail_gate is None:
+            delta = self.net(x)
+            return self.lowpass(delta) if self.lowpass is not None else delta
+        features = self.net[:-1](x)
+        delta = self.net[-1](features)
+        delta = self.lowpass(delta) if self.lowpass is not None else delta
+        return delta + self.detail_gate(features, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.clamp(x + self.delta(x), -1.0, 1.0)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """An editor trained without a detail gate loads into one with it: the gate keeps its start (the
+        weights of a run are continued with a gate the way they are with a new low-pass)."""
+        if self.detail_gate is not None and not any(key.startswith("detail_gate.") for key in state_dict):
+            state_dict = {
+                **state_dict,
+                **{f"detail_gate.{key}": value for key, value in self.detail_gate.state_dict().items()},
+            }
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
 
 class PlainEditor(TransformNet):

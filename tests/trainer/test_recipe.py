@@ -23,7 +23,7 @@ from trainer.losses import (
     r1_penalty,
     unchanged_penalty,
 )
-from trainer.networks import DeltaLowPass, ResidualEditor, SpectralDiscriminator
+from trainer.networks import GATE_START, DeltaLowPass, ResidualEditor, SpectralDiscriminator
 
 
 def faces(n: int = 4, size: int = 64, seed: int = 0) -> torch.Tensor:
@@ -88,6 +88,62 @@ def test_editor_with_lowpass_shares_weights_with_one_without() -> None:
         assert torch.allclose(low, DeltaLowPass(0.7)(raw), atol=1e-6)
         assert torch.allclose(smoothed(x), torch.clamp(x + low, -1, 1))
     assert torch.equal(ResidualEditor(width=4, delta_lowpass=0.7)(x), x)  # still starts at the identity
+
+
+def fine_detail(x: torch.Tensor) -> torch.Tensor:
+    """Mean absolute 4-neighbour Laplacian: the image's detail at the pixel scale."""
+    lap = 4 * x[..., 1:-1, 1:-1] - x[..., :-2, 1:-1] - x[..., 2:, 1:-1] - x[..., 1:-1, :-2] - x[..., 1:-1, 2:]
+    return lap.abs().mean()
+
+
+def test_a_new_detail_gate_is_nearly_closed_and_open_it_takes_the_fine_detail_away() -> None:
+    """A low-passed Δ cannot remove the photo's own fine structure (teeth, rims); the gate can."""
+    x = faces(2, 64)
+    editor = ResidualEditor(width=4, delta_lowpass=1.15, detail_gate=1.5)
+    with torch.no_grad():
+        closed = editor(x)
+        # sigmoid(GATE_START) of the detail: well under 2% of what a full gate would take
+        assert (closed - x).abs().max() < 0.02 * (x - DeltaLowPass(1.5)(x)).abs().max() + 1e-6
+        assert fine_detail(closed) > 0.97 * fine_detail(x)
+        nn.init.constant_(editor.detail_gate.head.bias, 12.0)  # fully open
+        opened = editor(x)
+    assert torch.allclose(opened, torch.clamp(DeltaLowPass(1.5)(x), -1, 1), atol=1e-4)
+    assert fine_detail(opened) < 0.2 * fine_detail(x)
+    assert torch.sigmoid(torch.tensor(GATE_START)) < 0.02
+
+
+def test_an_editor_without_a_gate_continues_with_one() -> None:
+    """Its weights load (the gate keeps its start) and it edits as before, give or take the closed gate."""
+    torch.manual_seed(0)
+    trained = ResidualEditor(width=4, delta_lowpass=1.15)
+    nn.init.normal_(trained.net[-1].weight, std=0.05)
+    gated = ResidualEditor(width=4, delta_lowpass=1.15, detail_gate=1.5)
+    gated.load_state_dict(trained.state_dict())
+    assert torch.equal(gated.detail_gate.head.bias, torch.full((1,), GATE_START))
+    assert torch.count_nonzero(gated.detail_gate.head.weight) == 0
+    x = faces(1, 32)
+    with torch.no_grad():
+        assert (gated(x) - trained(x)).abs().max() < 0.05
+    with pytest.raises(RuntimeError):  # other mismatches still fail loudly
+        gated.load_state_dict({"net.0.weight": torch.zeros(1)})
+
+
+def test_the_gate_learns_to_open_where_the_detail_must_go() -> None:
+    torch.manual_seed(0)
+    editor = ResidualEditor(width=4, delta_lowpass=1.15, detail_gate=1.5)
+    optimiser = torch.optim.Adam(editor.parameters(), lr=1e-2)
+    x = faces(2, 32)
+    target = DeltaLowPass(1.5)(x)  # the same faces without their fine detail
+    losses = []
+    for _ in range(60):
+        loss = (editor(x) - target).abs().mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    with torch.no_grad():
+        assert editor.detail_gate.gate(editor.net[:-1](x)).mean() > 0.5
 
 
 # -- D: spectral norm, hinge, R1 ---------------------------------------------------------------------------

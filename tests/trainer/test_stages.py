@@ -399,6 +399,32 @@ def test_edit_recipe_run_logs_every_component(chain: dict[str, Path]) -> None:
     assert networks == {"editor", "editor_ema", "discriminator", "region_discriminator"}
 
 
+def test_an_edit_run_continued_with_a_detail_gate_exports_it(
+    chain: dict[str, Path], dataset_dir: Path, tmp_path: Path
+) -> None:
+    """--detail-gate on a run initialised from a gateless editor: its weights load, the gate trains, and
+    the exported model computes what torch does (the gate and its fixed Gaussians are in the ONNX graph)."""
+    run = train(
+        tmp_path / "runs", "--stage", "edit", "--data", str(dataset_dir), "--attribute", "Eyeglasses", "--direction", "remove", "--region", "eyes",
+        "--steps", "2", "--gan-loss", "hinge", "--init-transform", str(chain["edit"]),
+        "--delta-lowpass", "0.7", "--detail-gate", "1.5",
+    )  # fmt: skip
+    gated = load_trained(run, "editor", "transform_width", kind="editor", delta_lowpass=0.7, detail_gate=1.5)
+    assert gated.detail_gate is not None
+    assert torch.count_nonzero(gated.detail_gate.head.weight) > 0  # it trained
+    folder = tmp_path / "models" / "gated-glasses"
+    assert main(["export", str(run), "--out", str(folder)]) == EXIT_OK
+    entry = ModelRegistry([folder.parent]).get("gated-glasses")
+    assert entry.manifest is not None and entry.manifest.training["recipe"]["detail_gate"] == 1.5
+    average = load_trained(
+        run, "editor_ema", "transform_width", kind="editor", delta_lowpass=0.7, detail_gate=1.5
+    ).eval()
+    x = torch.from_numpy(np.random.default_rng(2).uniform(-1, 1, (2, 3, 64, 64)).astype(np.float32))
+    got = load_attribute_model(entry, Device.CPU).transform.session.run(["edited"], {"image": x.numpy()})[0]
+    with torch.no_grad():
+        assert np.abs(got - average(x).numpy()).max() < 1e-4
+
+
 def test_edit_export_is_the_weight_average(chain: dict[str, Path], tmp_path: Path) -> None:
     """The exported T of an `edit` run is its EMA editor, runs in the app like in torch, and edits as a
     residual: x + Δ (the app then applies the region mask, as the stage did in training)."""

@@ -130,6 +130,16 @@ def test_delta_lowpass_is_checked_up_front(capsys, dataset_dir: Path) -> None:
     assert main([*arguments, "--delta-lowpass", "0.7"]) == EXIT_OK
 
 
+def test_detail_gate_is_checked_up_front(capsys, dataset_dir: Path) -> None:
+    arguments = ["train", "--stage", "edit", "--data", str(dataset_dir), *GLASSES, "--region", "eyes", "--dry-run"]
+    assert main([*arguments, "--detail-gate", "-1"]) == EXIT_USAGE
+    assert "--detail-gate -1.0: a σ in pixels, 0 (none) or more" in capsys.readouterr().err
+    assert main([*arguments, "--detail-gate", "1.5", "--editor", "plain"]) == EXIT_USAGE
+    assert "--detail-gate is a component of the residual editor" in capsys.readouterr().err
+    assert main([*arguments, "--detail-gate", "1.5"]) == EXIT_OK
+    assert '"detail_gate": 1.5' in capsys.readouterr().out
+
+
 def test_region_margin_is_checked_up_front(capsys, dataset_dir: Path) -> None:
     arguments = ["train", "--stage", "edit", "--data", str(dataset_dir), *GLASSES, "--dry-run"]
     assert main([*arguments, "--region-margin", "0.45"]) == EXIT_USAGE  # a global edit has no region
@@ -153,6 +163,9 @@ def test_resume_cannot_go_back_behind_the_checkpoint(capsys, tmp_path: Path, dat
     assert "already at step 4 (its checkpoint); --steps 2 would go back" in capsys.readouterr().err
     assert main(["train", "--resume", str(run), "--transform-width", "8", "--steps", "6", "-q"]) == 2
     assert "--transform-width cannot change on --resume" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run), "--detail-gate", "1.5", "--steps", "6", "-q"]) == EXIT_USAGE
+    assert "--detail-gate cannot change on --resume" in capsys.readouterr().err  # it adds weights
+    assert main(["train", "--resume", str(run), "--detail-gate", "0", "--steps", "6", "--dry-run"]) == EXIT_OK
     assert load_checkpoint(run)["step"] == 4
     assert main(["train", "--resume", str(run), "--steps", "5", "-q"]) == EXIT_OK
     assert load_checkpoint(run)["step"] == 5
