@@ -192,7 +192,9 @@ class ResidualEditor(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.clamp(x + self.delta(x), -1.0, 1.0)
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ) -> Any:
         """An editor trained without a detail gate loads into one with it: the gate keeps its start (the
         weights of a run are continued with a gate the way they are with a new low-pass)."""
         if self.detail_gate is not None and not any(key.startswith("detail_gate.") for key in state_dict):

@@ -187,7 +187,7 @@ class Polygon:
 def _distance_to_edges(points: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     """float32 distance from each (xs[i], ys[i]) to the nearest segment of the closed polygon `points`."""
     best = np.full(xs.shape, np.inf)
-    for (ax, ay), (bx, by) in zip(points, np.roll(points, -1, axis=0)):
+    for (ax, ay), (bx, by) in zip(points, np.roll(points, -1, axis=0), strict=True):
         dx, dy = bx - ax, by - ay
         px, py = xs - ax, ys - ay
         t = np.clip((px * dx + py * dy) / max(dx * dx + dy * dy, 1e-12), 0.0, 1.0)

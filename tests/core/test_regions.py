@@ -100,7 +100,9 @@ def test_the_feathered_ramp_follows_the_exact_distance_to_a_slanted_edge() -> No
     distance = np.minimum(to_hypotenuse, np.minimum(xs - 10.0, ys - 10.0))
     ramp = np.clip(distance / feather, 0.0, 1.0)
     expected = ramp * ramp * (3.0 - 2.0 * ramp)
-    along = (full > 0) & (distance > 0.5) & (xs > 40) & (ys > 20)  # the slanted edge's band, away from corners
+    along = (
+        (full > 0) & (distance > 0.5) & (xs > 40) & (ys > 20)
+    )  # the slanted edge's band, away from corners
     assert along.sum() > 300
     assert np.abs(full[along] - expected[along]).max() < 1e-3
 

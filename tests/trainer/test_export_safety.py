@@ -183,7 +183,11 @@ def test_a_setting_newer_than_the_checkpoint_is_recorded_against_the_default_it_
     assert main([*resume, "--region-margin", "0.45", "--outside-weight", "1"]) == EXIT_OK
     resumed = [r for r in JsonlLog(run / "log.jsonl").read() if r.get("event") == "resumed"]
     assert resumed == [
-        {"step": 2, "event": "resumed", "changed": {"region_margin": [None, 0.45], "outside_weight": [0.0, 1.0]}}
+        {
+            "step": 2,
+            "event": "resumed",
+            "changed": {"region_margin": [None, 0.45], "outside_weight": [0.0, 1.0]},
+        }
     ]
 
 
@@ -191,7 +195,10 @@ def test_settings_changed_compares_a_missing_key_with_its_default_and_skips_what
     before = {"edge_weight": 0.0, "steps": 10}
     after = {"edge_weight": 2.0, "steps": 20, "outside_weight": 1.0, "region_margin": None, "novel": 3}
     defaults = {"outside_weight": 0.0, "region_margin": None}
-    assert settings_changed(before, after, defaults) == {"edge_weight": [0.0, 2.0], "outside_weight": [0.0, 1.0]}
+    assert settings_changed(before, after, defaults) == {
+        "edge_weight": [0.0, 2.0],
+        "outside_weight": [0.0, 1.0],
+    }
     assert settings_changed(before, after) == {"edge_weight": [0.0, 2.0]}
 
 

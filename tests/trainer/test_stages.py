@@ -405,7 +405,8 @@ def test_an_edit_run_continued_with_a_detail_gate_exports_it(
     """--detail-gate on a run initialised from a gateless editor: its weights load, the gate trains, and
     the exported model computes what torch does (the gate and its fixed Gaussians are in the ONNX graph)."""
     run = train(
-        tmp_path / "runs", "--stage", "edit", "--data", str(dataset_dir), "--attribute", "Eyeglasses", "--direction", "remove", "--region", "eyes",
+        tmp_path / "runs", "--stage", "edit", "--data", str(dataset_dir),
+        "--attribute", "Eyeglasses", "--direction", "remove", "--region", "eyes",
         "--steps", "2", "--gan-loss", "hinge", "--init-transform", str(chain["edit"]),
         "--delta-lowpass", "0.7", "--detail-gate", "1.5",
     )  # fmt: skip

@@ -131,7 +131,17 @@ def test_delta_lowpass_is_checked_up_front(capsys, dataset_dir: Path) -> None:
 
 
 def test_detail_gate_is_checked_up_front(capsys, dataset_dir: Path) -> None:
-    arguments = ["train", "--stage", "edit", "--data", str(dataset_dir), *GLASSES, "--region", "eyes", "--dry-run"]
+    arguments = [
+        "train",
+        "--stage",
+        "edit",
+        "--data",
+        str(dataset_dir),
+        *GLASSES,
+        "--region",
+        "eyes",
+        "--dry-run",
+    ]
     assert main([*arguments, "--detail-gate", "-1"]) == EXIT_USAGE
     assert "--detail-gate -1.0: a σ in pixels, 0 (none) or more" in capsys.readouterr().err
     assert main([*arguments, "--detail-gate", "1.5", "--editor", "plain"]) == EXIT_USAGE
