@@ -92,9 +92,10 @@ class EditStage(Stage):
             if config.editor == "residual"
             else {}
         )
-        if config.editor != "residual" and config.delta_lowpass > 0:
-            raise ValueError("--delta-lowpass is a component of the residual editor (--editor residual)")
-        if config.init_transform:  # this run's low-pass, whatever the earlier run used (it is not a weight)
+        if config.editor != "residual" and (config.delta_lowpass > 0 or config.detail_gate > 0):
+            raise ValueError("--delta-lowpass and --detail-gate are components of the residual editor")
+        # this run's low-pass and gate, whatever the earlier run used (a gate it lacked keeps its start)
+        if config.init_transform:
             editor = load_trained(
                 config.init_transform,
                 "editor_ema",
