@@ -65,6 +65,9 @@ class FleetOptions:
     """CPU threads per process (0: the machine's cores shared out)."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """More TrainConfig fields for every edit (tests: tiny widths)."""
+    edit_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """TrainConfig fields for one edit each ({edit: {field: value}}), over `overrides`: a component tried on
+    one edit while the others go on as before."""
 
 
 def run_fleet(options: FleetOptions, say: Callable[[str], None] = print) -> dict[str, Any]:
@@ -73,6 +76,12 @@ def run_fleet(options: FleetOptions, say: Callable[[str], None] = print) -> dict
     pack = Path(options.pack).resolve()
     manifest = load_pack(pack)
     specs = _chosen_edits(pack_edits(manifest), options.edits)
+    unknown = sorted(set(options.edit_overrides) - {spec.name for spec in specs})
+    if unknown:
+        raise ValueError(
+            f"--set for {', '.join(unknown)}: not an edit this fleet trains "
+            f"({', '.join(spec.name for spec in specs)})"
+        )
     if len(specs) > MAX_RESULT_FILES - 1:
         raise ValueError(
             f"at most {MAX_RESULT_FILES - 1} edits: the results must fit in {MAX_RESULT_FILES} files"
@@ -202,6 +211,7 @@ def _new_run(
             "sample_every": 10_000_000,
             "checkpoint_every": options.checkpoint_every,
             **options.overrides,
+            **options.edit_overrides.get(spec.name, {}),
         }
     )
     run = new_run_folder(runs_dir, "edit", spec.name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 #: The training minutes `make gpu-pack` plans for: 15 minutes of device time in all, of which start-up
 #: takes a few, unpacking, export and evaluation about two.
@@ -74,7 +75,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="FIELD=JSON",
-        help="any other TrainConfig field for every edit, e.g. --set r1_every=8",
+        help="any other TrainConfig field for every edit, e.g. --set r1_every=8; for one edit, "
+        "EDIT:FIELD=JSON, e.g. --set close-mouth:detail_gate=1.5",
     )
     fleet.set_defaults(handler=_run_fleet)
 
@@ -157,12 +159,15 @@ def _run_fleet(options: argparse.Namespace) -> int:
 
     from trainer.fleet import FleetOptions, check_results, run_fleet
 
-    overrides = {}
+    overrides: dict[str, Any] = {}
+    edit_overrides: dict[str, dict[str, Any]] = {}
     for item in options.set:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"--set takes FIELD=JSON, got {item!r}")
-        overrides[key.replace("-", "_")] = json.loads(value)
+            raise ValueError(f"--set takes FIELD=JSON or EDIT:FIELD=JSON, got {item!r}")
+        edit, colon, name = key.rpartition(":")
+        target = edit_overrides.setdefault(edit, {}) if colon else overrides
+        target[name.replace("-", "_")] = json.loads(value)
     summary = run_fleet(
         FleetOptions(
             pack=options.pack,
@@ -180,6 +185,7 @@ def _run_fleet(options: argparse.Namespace) -> int:
             two_sample_steps=options.two_sample_steps,
             threads=options.threads,
             overrides=overrides,
+            edit_overrides=edit_overrides,
         ),
         say=lambda text: print(text, flush=True),
     )

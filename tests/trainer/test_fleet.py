@@ -22,7 +22,7 @@ from trainer.bundled_edits import BUNDLED, edit_specs
 from trainer.config import TrainConfig
 from trainer.data import PreparedDataset, to_tensor
 from trainer.evaluate import EvaluationSizes
-from trainer.fleet import MAX_RESULT_BYTES, MAX_RESULT_FILES, check_results
+from trainer.fleet import MAX_RESULT_BYTES, MAX_RESULT_FILES, FleetOptions, check_results, run_fleet
 from trainer.fleet_import import ImportOptions, import_results
 from trainer.identity import FaceIdentity
 from trainer.pack import PackError, PackOptions, build_pack, unpack_dataset
@@ -148,7 +148,7 @@ def fleet_results(
         "--out", str(root / "out"), "--work", str(root / "work"), "--device", "cpu",
         "--batch-size", "2", "--transform-width", "4", "--discriminator-width", "4",
         "--evaluate-faces", "4", "--two-sample-steps", "2",
-        "--set", "checkpoint_every=5",
+        "--set", "checkpoint_every=5", "--set", "close-mouth:detail_gate=1.5",
     ]  # fmt: skip
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=REPOSITORY)
     return root / "out", result
@@ -173,6 +173,9 @@ def test_fleet_trains_every_edit_without_dlib_and_fits_the_return_limits(
         model = tmp_path / "unpacked" / name / "model"
         assert (model / "evaluation.png").is_file()
         assert (tmp_path / "unpacked" / name / "run" / "checkpoints" / "latest.pt").is_file()
+        config = json.loads((tmp_path / "unpacked" / name / "run" / "config.json").read_text())
+        assert config["checkpoint_every"] == 5  # --set FIELD=JSON: every edit
+        assert config["detail_gate"] == (1.5 if name == "close-mouth" else 0.0)  # EDIT:FIELD=JSON: one
         shutil.copytree(model, tmp_path / "models" / name)
     registry = ModelRegistry([tmp_path / "models"])
     assert sorted(e.name for e in registry.available()) == sorted(BUNDLED)
@@ -182,6 +185,15 @@ def test_fleet_trains_every_edit_without_dlib_and_fits_the_return_limits(
         size = entry.manifest.crop_size
         crops = np.full((2, size, size, 3), 128, np.uint8)
         assert load_attribute_model(entry, Device.CPU).transform(crops).shape == crops.shape
+
+
+def test_fleet_refuses_a_setting_for_an_edit_it_does_not_train(pack: Path, tmp_path: Path) -> None:
+    options = FleetOptions(
+        pack=pack, out=tmp_path / "out", minutes=0.01, edit_overrides={"add-beard": {"detail_gate": 1.5}}
+    )
+    with pytest.raises(ValueError, match="--set for add-beard: not an edit this fleet trains"):
+        run_fleet(options)
+    assert not (tmp_path / "out").exists()  # refused before anything was made
 
 
 def test_fleet_import_measures_compares_and_ships(fleet_results, labelled, tmp_path: Path) -> None:
