@@ -265,14 +265,14 @@ def _check_needs(config: TrainConfig, problems: list[str], checked: Checked) -> 
         and (config.attribute != "Eyeglasses" or config.direction != "remove")
     ):
         problems.append("--pair-weight (synthetic glasses pairs) is for removing Eyeglasses only")
-    if config.delta_lowpass < 0:
-        problems.append(f"--delta-lowpass {config.delta_lowpass}: a σ in pixels, 0 (none) or more")
-    elif config.delta_lowpass > 0 and config.stage == "edit" and config.editor != "residual":
-        problems.append("--delta-lowpass is a component of the residual editor: it needs --editor residual")
-    if config.detail_gate < 0:
-        problems.append(f"--detail-gate {config.detail_gate}: a σ in pixels, 0 (none) or more")
-    elif config.detail_gate > 0 and config.stage == "edit" and config.editor != "residual":
-        problems.append("--detail-gate is a component of the residual editor: it needs --editor residual")
+    for name in ("delta_lowpass", "detail_gate"):  # the residual editor's σ components
+        sigma = getattr(config, name)
+        if sigma < 0:
+            problems.append(f"{_flag(name)} {sigma}: a σ in pixels, 0 (none) or more")
+        elif sigma > 0 and config.stage == "edit" and config.editor != "residual":
+            problems.append(
+                f"{_flag(name)} is a component of the residual editor: it needs --editor residual"
+            )
     if config.region_margin is not None:
         if not config.region:
             problems.append("--region-margin is the margin around a local edit's region: it needs --region")

@@ -205,3 +205,12 @@ class TrainConfig:
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def editor_options(config: dict[str, Any]) -> dict[str, float]:
+    """A residual editor's constructor options from a run's config (the low-pass σ and the detail gate's σ;
+    absent from older runs: 0, none)."""
+    return {
+        "delta_lowpass": float(config.get("delta_lowpass") or 0.0),
+        "detail_gate": float(config.get("detail_gate") or 0.0),
+    }

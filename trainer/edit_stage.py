@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from diat_studio.core.regions import RegionKind
 from trainer.augment import DiffAugment
+from trainer.config import editor_options
 from trainer.data import to_tensor, to_uint8
 from trainer.ema import WeightAverage
 from trainer.glasses import add_glasses_batch
@@ -87,11 +88,7 @@ class EditStage(Stage):
             raise ValueError("stage 'edit' needs --attribute")
         self.region = RegionKind(config.region) if config.region else None
         kind = "editor" if config.editor == "residual" else "plain_editor"
-        options = (
-            {"delta_lowpass": config.delta_lowpass, "detail_gate": config.detail_gate}
-            if config.editor == "residual"
-            else {}
-        )
+        options = editor_options(config.to_dict()) if config.editor == "residual" else {}
         if config.editor != "residual" and (config.delta_lowpass > 0 or config.detail_gate > 0):
             raise ValueError("--delta-lowpass and --detail-gate are components of the residual editor")
         # this run's low-pass and gate, whatever the earlier run used (a gate it lacked keeps its start)
@@ -105,9 +102,7 @@ class EditStage(Stage):
                 **options,
             )
         elif config.editor == "residual":
-            editor = ResidualEditor(
-                config.transform_width, delta_lowpass=config.delta_lowpass, detail_gate=config.detail_gate
-            )
+            editor = ResidualEditor(config.transform_width, **options)
         else:
             editor = PlainEditor(config.transform_width)
         lr_d = config.lr_discriminator if config.lr_discriminator is not None else config.lr

@@ -24,7 +24,7 @@ from diat_studio.core.manifest import MANIFEST_FILE, ModelManifest, NetworkSpec
 from diat_studio.core.paths import user_models_dir
 from diat_studio.core.regions import REGION_MARGIN, RegionKind
 from diat_studio.core.registry import ModelRegistry, sha256_file
-from trainer.config import TrainConfig
+from trainer.config import TrainConfig, editor_options
 from trainer.data import PreparedDataset
 from trainer.onnx_weights import store_weights_as_float16
 from trainer.runs import CHECKPOINT, LOG_FILE, STATUS_FILE, JsonlLog, RunError, recipe_changes, run_config
@@ -122,14 +122,7 @@ def _export_into(
 
     if stage == "edit":  # the residual editor; its weight average when the run kept one
         editor = "plain_editor" if config.get("editor") == "plain" else "editor"
-        options = (
-            {
-                "delta_lowpass": float(config.get("delta_lowpass") or 0.0),
-                "detail_gate": float(config.get("detail_gate") or 0.0),
-            }
-            if editor == "editor"
-            else {}
-        )
+        options = editor_options(config) if editor == "editor" else {}
         transform = load_trained(
             transform_run, "editor_ema", "transform_width", "editor", kind=editor, **options
         )

@@ -181,13 +181,10 @@ class ResidualEditor(nn.Module):
         self.detail_gate = DetailGate(width, detail_gate) if detail_gate > 0 else None
 
     def delta(self, x: torch.Tensor) -> torch.Tensor:
-        if self.detail_gate is None:
-            delta = self.net(x)
-            return self.lowpass(delta) if self.lowpass is not None else delta
-        features = self.net[:-1](x)
+        features = self.net[:-1](x)  # the gate reads the body's last features
         delta = self.net[-1](features)
         delta = self.lowpass(delta) if self.lowpass is not None else delta
-        return delta + self.detail_gate(features, x)
+        return delta if self.detail_gate is None else delta + self.detail_gate(features, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.clamp(x + self.delta(x), -1.0, 1.0)

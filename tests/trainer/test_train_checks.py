@@ -111,7 +111,13 @@ def test_diat_without_its_pretrained_pieces_warns_loudly(capsys, dataset_dir: Pa
     assert "without --denoiser" not in capsys.readouterr().err  # said on purpose: no warning
 
 
-def test_delta_lowpass_is_checked_up_front(capsys, dataset_dir: Path) -> None:
+@pytest.mark.parametrize(
+    ("flag", "field", "sigma"),
+    [("--delta-lowpass", "delta_lowpass", "0.7"), ("--detail-gate", "detail_gate", "1.5")],
+)
+def test_the_editors_sigma_components_are_checked_up_front(
+    capsys, dataset_dir: Path, flag: str, field: str, sigma: str
+) -> None:
     arguments = [
         "train",
         "--stage",
@@ -123,31 +129,12 @@ def test_delta_lowpass_is_checked_up_front(capsys, dataset_dir: Path) -> None:
         "eyes",
         "--dry-run",
     ]
-    assert main([*arguments, "--delta-lowpass", "-1"]) == EXIT_USAGE
-    assert "--delta-lowpass -1.0: a σ in pixels, 0 (none) or more" in capsys.readouterr().err
-    assert main([*arguments, "--delta-lowpass", "0.7", "--editor", "plain"]) == EXIT_USAGE
-    assert "--delta-lowpass is a component of the residual editor" in capsys.readouterr().err
-    assert main([*arguments, "--delta-lowpass", "0.7"]) == EXIT_OK
-
-
-def test_detail_gate_is_checked_up_front(capsys, dataset_dir: Path) -> None:
-    arguments = [
-        "train",
-        "--stage",
-        "edit",
-        "--data",
-        str(dataset_dir),
-        *GLASSES,
-        "--region",
-        "eyes",
-        "--dry-run",
-    ]
-    assert main([*arguments, "--detail-gate", "-1"]) == EXIT_USAGE
-    assert "--detail-gate -1.0: a σ in pixels, 0 (none) or more" in capsys.readouterr().err
-    assert main([*arguments, "--detail-gate", "1.5", "--editor", "plain"]) == EXIT_USAGE
-    assert "--detail-gate is a component of the residual editor" in capsys.readouterr().err
-    assert main([*arguments, "--detail-gate", "1.5"]) == EXIT_OK
-    assert '"detail_gate": 1.5' in capsys.readouterr().out
+    assert main([*arguments, flag, "-1"]) == EXIT_USAGE
+    assert f"{flag} -1.0: a σ in pixels, 0 (none) or more" in capsys.readouterr().err
+    assert main([*arguments, flag, sigma, "--editor", "plain"]) == EXIT_USAGE
+    assert f"{flag} is a component of the residual editor" in capsys.readouterr().err
+    assert main([*arguments, flag, sigma]) == EXIT_OK
+    assert f'"{field}": {sigma}' in capsys.readouterr().out
 
 
 def test_region_margin_is_checked_up_front(capsys, dataset_dir: Path) -> None:
