@@ -37,7 +37,11 @@ RUN_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
         "init_discriminator": ("classify", "diat"),
         "denoiser": ("denoise",),
     },
-    "edit": {"init_transform": ("edit",), "attribute_classifier": ("classify",)},
+    "edit": {
+        "init_transform": ("edit",),
+        "init_discriminator": ("edit",),
+        "attribute_classifier": ("classify",),
+    },
     "denoise": {"reconstruction": ("perceptual",)},
     "enhance-local": {"transform_run": ("diat",)},
 }
@@ -55,7 +59,7 @@ ALL_RUN_FIELDS = (
 #: Networks initialised from an earlier run, by stage: (run field, width field).
 WIDTH_SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
     "diat": (("init_transform", "transform_width"), ("init_discriminator", "discriminator_width")),
-    "edit": (("init_transform", "transform_width"),),
+    "edit": (("init_transform", "transform_width"), ("init_discriminator", "discriminator_width")),
 }
 
 #: What a resumed run cannot change: the shapes of the networks in its checkpoint.
@@ -192,7 +196,9 @@ def run_problem(run: Path, option: str, stages: tuple[str, ...] | None) -> str |
         return f"{option} {run}: no such run folder{hint}"
     stage = _config_of(run).get("stage")
     if stages is not None and stage not in stages:
-        return f"{option} {run} is a '{stage}' run; {option} takes a {' or '.join(stages)} run"
+        kinds = " or ".join(stages)
+        article = "an" if kinds[0] in "aeiou" else "a"
+        return f"{option} {run} is a '{stage}' run; {option} takes {article} {kinds} run"
     if not (run / CHECKPOINT).is_file():
         return f"{option} {run} has no checkpoint yet (still starting, or it failed)"
     return None
@@ -265,6 +271,13 @@ def _check_needs(config: TrainConfig, problems: list[str], checked: Checked) -> 
         and (config.attribute != "Eyeglasses" or config.direction != "remove")
     ):
         problems.append("--pair-weight (synthetic glasses pairs) is for removing Eyeglasses only")
+    if config.inner_detail_weight > 0 and config.region != "mouth":
+        problems.append("--inner-detail-weight (the teeth a closed mouth hides) is for mouth edits only")
+    if config.region_box_scale != 1.0 and (config.region_box_scale <= 0 or not config.region):
+        problems.append(
+            f"--region-box-scale {config.region_box_scale}: the region D's box of a local edit (--region), "
+            "more than 0"
+        )
     for name in ("delta_lowpass", "detail_gate"):  # the residual editor's σ components
         sigma = getattr(config, name)
         if sigma < 0:

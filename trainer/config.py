@@ -89,6 +89,9 @@ class TrainConfig:
     """Local edits: |Δ| where the region's soft mask falls off (trainer.losses.mask_edge_penalty); 0 = off."""
     outside_weight: float = 0.0
     """Local edits: |Δ| of the raw edit outside the region (trainer.losses.outside_mask_penalty); 0 = off."""
+    inner_detail_weight: float = 0.0
+    """Mouth edits: the edited face's detail finer than 1.5 px between the source's inner lips
+    (trainer.losses.hidden_detail_penalty): closing a mouth must hide the teeth; 0 = off."""
     ema_decay: float = 0.999
     """Exponential moving average of T's weights (the exported T); 0 = export the raw weights."""
     r1_weight: float = 1.0
@@ -98,6 +101,10 @@ class TrainConfig:
     """DiffAugment policies (colour, translation, cutout) for D's inputs and the guide classifier's,
     comma-separated; empty = none. Off by default: at 200 steps it did not help (docs/ABLATION.md)."""
     region_adversarial_weight: float = 1.0
+    region_box_scale: float = 1.0
+    """Local edits: the region D's box (trainer.edit_stage.REGION_BOXES) scaled by this, at the same
+    resolution. At 1 the mouth box ends where the mouth mask does, so the region D never sees the edit's
+    edge (docs/ABLATION.md, "Hiding the teeth"); 1.6 holds the whole mask and some skin around it."""
     """Local edits: a second D judges the region (mouth, eye band) at the crop's resolution."""
     attribute_classifier: str | None = None
     """A `classify` run (D's architecture, frozen) whose attribute loss guides T. Never the evaluator."""

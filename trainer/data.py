@@ -7,11 +7,12 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
 from diat_studio.core.alignment import CanonicalTemplate
-from diat_studio.core.regions import RegionKind, region_polygon
+from diat_studio.core.regions import Polygon, RegionKind, inter_ocular_distance, region_polygon
 
 # iBUG-68 index of each point's mirror image (for horizontal flips).
 MIRROR_68 = np.array(
@@ -171,6 +172,37 @@ def region_masks(
         polygon = region_polygon(region, marks, margin)
         eye_distance = float(np.hypot(*(marks[42:48].mean(0) - marks[36:42].mean(0))))
         masks[index, 0] = polygon.rasterise(size, size, feather * eye_distance).full(size, size)
+    return masks
+
+
+#: The inner lips of the iBUG-68 landmarks: what lies inside them (teeth, the dark of the mouth) is what a
+#: closed mouth hides.
+INNER_LIPS = tuple(range(60, 68))
+
+
+#: Upper and lower inner-lip landmarks facing each other: their mean distance is the mouth's opening.
+_UPPER_INNER, _LOWER_INNER = [61, 62, 63], [67, 66, 65]
+
+
+def inner_mouth_masks(
+    landmarks: np.ndarray, size: int, grow: float = 0.06, closed_below: float = 0.04
+) -> np.ndarray:
+    """N×1×S×S float32 0/1 masks of what lies between the inner lips (their landmarks' convex hull), grown
+    by `grow` inter-ocular distances so the teeth at the lips' edge count too; all zero for a mouth whose
+    inner lips are less than `closed_below` inter-ocular distances apart (closed: it hides nothing)."""
+    masks = np.zeros((len(landmarks), 1, size, size), np.float32)
+    for index, marks in enumerate(np.asarray(landmarks, np.float64)):
+        iod = inter_ocular_distance(marks)
+        opening = np.linalg.norm(marks[_UPPER_INNER] - marks[_LOWER_INNER], axis=1).mean()
+        hull = cv2.convexHull(marks[list(INNER_LIPS)].astype(np.float32)).reshape(-1, 2)
+        if opening < closed_below * iod or len(hull) < 3:
+            continue
+        fill = Polygon.from_array(hull).fill(size, size)
+        radius = round(grow * iod)
+        if radius > 0 and fill.any():
+            disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+            fill = cv2.dilate(fill, disc)
+        masks[index, 0] = fill
     return masks
 
 

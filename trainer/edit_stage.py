@@ -7,11 +7,13 @@ off in the config for the ablation (docs/ABLATION.md):
   `delta_lowpass` passes Δ through a fixed Gaussian (no pixel-scale pattern of its own);
   `colour_weight` penalises low-frequency chroma in Δ (trainer.losses.colour_drift); for local edits
   `edge_weight` penalises Δ where the mask falls off and `outside_weight` the raw Δ outside the region
-  (trainer.losses.mask_edge_penalty, outside_mask_penalty);
+  (trainer.losses.mask_edge_penalty, outside_mask_penalty); `inner_detail_weight` asks a mouth edit to
+  hide the fine detail between the source's inner lips (trainer.losses.hidden_detail_penalty: the teeth
+  a closed mouth hides);
 - D with spectral normalisation and the hinge loss (trainer.networks.SpectralDiscriminator), a lazy R1
   penalty every `r1_every` steps, DiffAugment (trainer.augment, off by default) on real and edited faces
   alike, and for local edits a second D on the region (mouth or eye band) cut out at the crop's native
-  resolution;
+  resolution; both may start from an earlier edit run's (`init_discriminator`);
 - an exponential moving average of T (trainer.ema) — the network that is sampled and exported;
 - an attribute loss from a frozen classifier of our own (a `classify` run: D's architecture, trained on
   labels), so that T is pulled towards the attribute from the first step — never the evaluator;
@@ -25,6 +27,7 @@ off in the config for the ablation (docs/ABLATION.md):
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,7 +37,7 @@ import torch.nn.functional as F
 from diat_studio.core.regions import RegionKind
 from trainer.augment import DiffAugment
 from trainer.config import editor_options
-from trainer.data import to_tensor, to_uint8
+from trainer.data import inner_mouth_masks, to_tensor, to_uint8
 from trainer.ema import WeightAverage
 from trainer.glasses import add_glasses_batch
 from trainer.identity import SAME_PERSON_DISTANCE
@@ -43,12 +46,14 @@ from trainer.losses import (
     edit_magnitude,
     feature_distance,
     gan_losses,
+    hidden_detail_penalty,
     mask_edge_penalty,
     outside_mask_penalty,
     r1_penalty,
     unchanged_penalty,
 )
 from trainer.networks import PlainEditor, ResidualEditor, SpectralDiscriminator
+from trainer.runs import network_state
 from trainer.stage_base import Stage, attribute_rows, load_trained
 
 #: Region patches judged by the region D: (landmark indices, box width and height in eye distances,
@@ -59,12 +64,16 @@ REGION_BOXES: dict[RegionKind, tuple[tuple[int, ...], float, float, int, int]] =
 }
 
 
-def region_patches(images: torch.Tensor, landmarks: torch.Tensor, region: RegionKind) -> torch.Tensor:
-    """Cut the region's box (centred on its landmarks, sized by the eye distance) out of each image,
-    bilinearly, at a fixed patch size scaled with the crop (differentiable: gradients reach T)."""
+def region_patches(
+    images: torch.Tensor, landmarks: torch.Tensor, region: RegionKind, box_scale: float = 1.0
+) -> torch.Tensor:
+    """Cut the region's box (centred on its landmarks, sized by the eye distance, × `box_scale`) out of each
+    image, bilinearly, at a patch size scaled with the crop and the box, so at the same resolution
+    whatever the box (differentiable: gradients reach T)."""
     indices, box_w, box_h, patch_h, patch_w = REGION_BOXES[region]
+    box_w, box_h = box_w * box_scale, box_h * box_scale
     n, _, h, w = images.shape
-    scale = h / 128
+    scale = h / 128 * box_scale
     marks = landmarks.to(images.device, torch.float32)
     eye_distance = (marks[:, 42:48].mean(1) - marks[:, 36:42].mean(1)).norm(dim=1)
     centre = marks[:, list(indices)].mean(1)
@@ -119,6 +128,8 @@ class EditStage(Stage):
                 lr_d,
                 betas,
             )
+        if config.init_discriminator:
+            self._load_discriminators(config.init_discriminator)
         self.ema = WeightAverage(self.networks["editor"], config.ema_decay) if config.ema_decay > 0 else None
         self.classifier = None
         if config.attribute_classifier and config.attribute_weight > 0:
@@ -165,7 +176,9 @@ class EditStage(Stage):
         """D's logits (and the region D's) on augmented images."""
         views = [(self.D, images)]
         if self.region_D is not None and self.region is not None:
-            views.append((self.region_D, region_patches(images, landmarks, self.region)))
+            views.append(
+                (self.region_D, region_patches(images, landmarks, self.region, self.config.region_box_scale))
+            )
         logits = []
         for network, view in views:
             if self.augment is not None:
@@ -247,6 +260,11 @@ class EditStage(Stage):
                 outside = outside_mask_penalty(raw_delta, mask)
                 loss = loss + config.outside_weight * outside
                 losses["outside"] = outside.item()
+            if config.inner_detail_weight > 0:
+                inner = inner_mouth_masks(source["landmarks"].cpu().numpy(), x.shape[-1])
+                hidden = hidden_detail_penalty(out, torch.from_numpy(inner).to(out.device))
+                loss = loss + config.inner_detail_weight * hidden
+                losses["inner_detail"] = hidden.item()
             if config.keep_weight > 0:
                 _, kept_delta = self.edit(self.T, real, real_batch.get("mask"))
                 kept = unchanged_penalty(kept_delta, real_batch.get("mask"))
@@ -271,12 +289,22 @@ class EditStage(Stage):
         )
         return losses
 
+    def _load_discriminators(self, run: str) -> None:
+        """D and the region D from an earlier edit run of the same attribute (`init_discriminator`): an
+        editor continued with a new component (a detail gate) then meets a D that already knows its tells,
+        instead of a fresh one whose first few hundred steps undo the editor (run 00025's samples)."""
+        for name in ("discriminator", "region_discriminator"):
+            if name in self.networks:
+                self.networks[name].load_state_dict(network_state(Path(run), name))
+
     def _r1(self, real: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
         """Lazy R1 on the real faces, in float32 and without augmentation (the gradient is wrt the image)."""
         real = real.detach().requires_grad_(True)
         penalty = r1_penalty(self.D(real)[0], real)
         if self.region_D is not None and self.region is not None:
-            patches = region_patches(real.detach(), landmarks, self.region).requires_grad_(True)
+            patches = region_patches(
+                real.detach(), landmarks, self.region, self.config.region_box_scale
+            ).requires_grad_(True)
             penalty = penalty + r1_penalty(self.region_D(patches)[0], patches)
         return penalty
 

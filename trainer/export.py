@@ -292,6 +292,7 @@ def _training_summary(
                         "keep_weight",
                         "edge_weight",
                         "outside_weight",
+                        "inner_detail_weight",
                     )
                     if recipe
                     else ()
@@ -304,6 +305,7 @@ def _training_summary(
                     "ema_decay": config.get("ema_decay"),
                     "delta_lowpass": config.get("delta_lowpass", 0.0),
                     "detail_gate": config.get("detail_gate", 0.0),
+                    "region_box_scale": config.get("region_box_scale", 1.0),
                     "augment": config.get("augment"),
                     "attribute_classifier": Path(config["attribute_classifier"]).name
                     if config.get("attribute_classifier")

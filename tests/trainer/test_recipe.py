@@ -8,14 +8,16 @@ import torch
 from torch import nn
 
 from diat_studio.core.alignment import CanonicalTemplate
-from diat_studio.core.regions import RegionKind
+from diat_studio.core.regions import Polygon, RegionKind
 from trainer.augment import DiffAugment, colour, cutout, translation
+from trainer.data import inner_mouth_masks, region_masks
 from trainer.edit_stage import region_patches
 from trainer.ema import WeightAverage
 from trainer.glasses import GlassesStyle, add_glasses_batch, draw_glasses
 from trainer.losses import (
     colour_drift,
     edit_magnitude,
+    hidden_detail_penalty,
     hinge_discriminator,
     hinge_generator,
     mask_edge_penalty,
@@ -208,6 +210,47 @@ def test_mask_edge_penalty_counts_the_edit_only_where_the_mask_falls_off() -> No
     assert mask_edge_penalty(at_edge, torch.ones_like(mask)).item() == 0.0  # no falloff, nothing to count
 
 
+def test_hidden_detail_penalty_counts_sharp_detail_where_it_must_go() -> None:
+    """Teeth-like stripes (sharp, strong) inside the weight count; the same stripes outside it, a smooth
+    shading and a lip's faint grain (below the floor) do not."""
+    weight = torch.zeros(1, 1, 32, 32)
+    weight[:, :, 12:20, 8:24] = 1.0
+    teeth = torch.zeros(1, 3, 32, 32)
+    teeth[:, :, 12:20, 8:24:3] = 0.8  # pale columns with dark gaps, 1 px wide
+    smooth = torch.linspace(-0.5, 0.5, 32).expand(1, 3, 32, 32).clone()
+    grain = teeth * 0.05
+    outside = torch.roll(teeth, 12, dims=2)
+    assert hidden_detail_penalty(teeth, weight).item() > 0.1
+    assert hidden_detail_penalty(smooth, weight).item() == 0.0
+    assert hidden_detail_penalty(grain, weight).item() == 0.0
+    assert hidden_detail_penalty(outside, weight).item() < 0.01
+    assert hidden_detail_penalty(teeth, torch.zeros_like(weight)).item() == 0.0  # nothing hidden: no term
+    # the gradient asks for the stripes to fade
+    stripes = teeth.clone().requires_grad_(True)
+    hidden_detail_penalty(stripes, weight).backward()
+    assert stripes.grad is not None and (stripes.grad[:, :, 12:20, 8:24:3] > 0).float().mean() > 0.9
+
+
+def test_inner_mouth_mask_covers_what_lies_between_the_lips(astronaut, astronaut_face) -> None:
+    """On a real smile (the astronaut's teeth show) the mask covers the inner lips' hull, a little more,
+    and nothing near the eyes; a mouth whose inner lips meet hides nothing."""
+    from diat_studio.core.alignment import align_face
+
+    aligned = align_face(astronaut, astronaut_face.landmarks, CanonicalTemplate(size=128))
+    marks = aligned.to_crop(astronaut_face.landmarks)
+    mask = inner_mouth_masks(marks[None], 128)[0, 0]
+    inner = marks[60:68]
+    centre = np.round(inner.mean(0)).astype(int)
+    assert mask[centre[1], centre[0]] == 1.0
+    assert mask.sum() > Polygon.from_array(inner).fill(128, 128).sum()  # grown past the landmarks
+    rows, cols = np.nonzero(mask)
+    assert rows.min() >= marks[48:68, 1].min() - 4 and rows.max() <= marks[48:68, 1].max() + 4
+    assert cols.min() >= marks[48:68, 0].min() - 4 and cols.max() <= marks[48:68, 0].max() + 4
+    closed = marks.copy()
+    closed[61:64] = closed[[67, 66, 65]]  # the upper inner lip down on the lower one
+    assert inner_mouth_masks(closed[None], 128).sum() == 0.0
+
+
 def test_outside_mask_penalty_counts_only_the_raw_edit_where_the_mask_is_zero() -> None:
     mask = torch.zeros(1, 1, 32, 32)
     mask[:, :, 8:24, 8:24] = 1.0
@@ -359,6 +402,27 @@ def test_region_patch_is_centred_on_the_region() -> None:
     peak = np.unravel_index(int(patch[0, 0].argmax()), (32, 48))
     assert abs(peak[0] - 16) <= 2 and abs(peak[1] - 24) <= 2
     assert region_patches(image[:, :, :64, :64], marks / 2, RegionKind.EYES).shape == (1, 3, 12, 32)
+
+
+def test_a_scaled_region_box_holds_the_whole_mouth_mask(astronaut, astronaut_face) -> None:
+    """At scale 1 the mouth patch ends where the mouth's soft mask does (its rim, where a local edit
+    blends into the photo, is cut off: the region D never judged it); at 1.6 the whole mask is inside,
+    with skin around it, at the same resolution."""
+    from diat_studio.core.alignment import align_face
+
+    aligned = align_face(astronaut, astronaut_face.landmarks, CanonicalTemplate(size=128))
+    marks = aligned.to_crop(astronaut_face.landmarks)
+    mask = torch.from_numpy(region_masks(marks[None], RegionKind.MOUTH, 128, 0.15)).expand(1, 3, 128, 128)
+    landmarks = torch.from_numpy(marks.astype(np.float32))[None]
+    cut = region_patches(mask, landmarks, RegionKind.MOUTH)[0, 0]
+    whole = region_patches(mask, landmarks, RegionKind.MOUTH, box_scale=1.6)[0, 0]
+    assert whole.shape == (round(32 * 1.6), round(48 * 1.6))  # same pixels per eye distance
+    rim = lambda patch: torch.cat([patch[0], patch[-1], patch[:, 0], patch[:, -1]])  # noqa: E731
+    assert rim(cut).max() > 0.1  # the mask goes on past the patch
+    assert rim(whole).max() == 0.0
+    iod = float(np.hypot(*(marks[42:48].mean(0) - marks[36:42].mean(0))))
+    crop_pixels = (1.5 * 1.6 * iod / whole.shape[1]) * (1.0 * 1.6 * iod / whole.shape[0])  # per patch pixel
+    assert float(whole.sum()) * crop_pixels == pytest.approx(float(mask[0, 0].sum()), rel=0.03)  # all of it
 
 
 # -- synthetic glasses ---------------------------------------------------------------------------------

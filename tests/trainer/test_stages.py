@@ -426,6 +426,27 @@ def test_an_edit_run_continued_with_a_detail_gate_exports_it(
         assert np.abs(got - average(x).numpy()).max() < 1e-4
 
 
+def test_a_mouth_edit_hides_the_inner_mouth_and_starts_from_an_earlier_d(
+    chain: dict[str, Path], dataset_dir: Path, tmp_path: Path
+) -> None:
+    """--inner-detail-weight is logged as a loss of a mouth edit; --init-discriminator loads D and the region
+    D of an earlier edit run (with their learning rate 0 they are still exactly those weights after the
+    run, the spectral norm's power-iteration buffers aside)."""
+    run = train(
+        tmp_path / "runs", "--stage", "edit", "--data", str(dataset_dir),
+        "--attribute", "Eyeglasses", "--direction", "remove", "--region", "mouth",
+        "--steps", "2", "--gan-loss", "hinge", "--init-transform", str(chain["edit"]),
+        "--init-discriminator", str(chain["edit"]), "--lr-discriminator", "0", "--r1-weight", "0",
+        "--inner-detail-weight", "10",
+    )  # fmt: skip
+    losses = [r["losses"] for r in JsonlLog(run / "log.jsonl").read() if "losses" in r]
+    assert all("inner_detail" in step and np.isfinite(step["inner_detail"]) for step in losses)
+    for name in ("discriminator", "region_discriminator"):
+        before, after = network_state(chain["edit"], name), network_state(run, name)
+        learned = [key for key in before if not key.endswith(("_u", "_v"))]
+        assert learned and all(torch.equal(before[key], after[key]) for key in learned), name
+
+
 def test_edit_export_is_the_weight_average(chain: dict[str, Path], tmp_path: Path) -> None:
     """The exported T of an `edit` run is its EMA editor, runs in the app like in torch, and edits as a
     residual: x + Δ (the app then applies the region mask, as the stage did in training)."""

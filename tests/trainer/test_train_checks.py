@@ -51,6 +51,27 @@ def test_an_unknown_region_is_refused_up_front_with_the_valid_ones(
     assert not runs.exists()  # refused before a run folder was made, not after training
 
 
+def test_inner_detail_and_the_region_box_are_for_local_edits_and_d_starts_from_an_edit_run(
+    capsys, dataset_dir: Path, runs
+) -> None:
+    arguments = ["train", "--stage", "edit", "--data", str(dataset_dir), *GLASSES, "--dry-run"]
+    for region in ([], ["--region", "eyes"]):
+        assert main([*arguments, *region, "--inner-detail-weight", "10"]) == EXIT_USAGE
+        assert "--inner-detail-weight (the teeth a closed mouth hides) is for mouth edits only" in (
+            capsys.readouterr().err
+        )
+    assert main([*arguments, "--region", "mouth", "--inner-detail-weight", "10"]) == EXIT_OK
+    assert '"inner_detail_weight": 10.0' in capsys.readouterr().out
+    for box in ([], ["--region", "mouth", "--region-box-scale", "0"]):
+        assert main([*arguments, *box[:2], "--region-box-scale", "1.6", *box[2:]]) == EXIT_USAGE
+        assert "the region D's box of a local edit (--region), more than 0" in capsys.readouterr().err
+    assert main([*arguments, "--region", "mouth", "--region-box-scale", "1.6"]) == EXIT_OK
+    assert '"region_box_scale": 1.6' in capsys.readouterr().out
+    # D comes from an edit run (its D and region D); a classify run's is another D
+    assert main([*arguments, "--init-discriminator", str(runs["classify"])]) == EXIT_USAGE
+    assert "is a 'classify' run; --init-discriminator takes an edit run" in capsys.readouterr().err
+
+
 def test_dry_run_checks_the_attribute_and_the_runs(capsys, tmp_path: Path, dataset_dir: Path, runs) -> None:
     base = ["train", "--stage", "edit", "--data", str(dataset_dir), "--direction", "remove", "--dry-run"]
     assert main([*base, "--attribute", "Eyeglass"]) == EXIT_USAGE
