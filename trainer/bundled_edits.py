@@ -73,15 +73,23 @@ EDITS: dict[str, EditSpec] = {
             "eyes",
             {"pair_weight": 10.0, "region_margin": 0.45},
         ),
-        # Δ low-passed (trainer.networks.DeltaLowPass), σ per edit, and close mouth's mask-edge term
-        # (trainer.losses.mask_edge_penalty): docs/ABLATION.md, "Δ low-passed"
+        # Δ low-passed (trainer.networks.DeltaLowPass), σ per edit: docs/ABLATION.md, "Δ low-passed"; close
+        # mouth's mask-edge and outside terms, its detail gate with the term that asks it to hide the teeth,
+        # and a region D that sees the whole mask: docs/ABLATION.md, "Hiding the teeth"
         EditSpec("open-mouth", "Mouth_Slightly_Open", "add", "mouth", {"delta_lowpass": 0.7}),
         EditSpec(
             "close-mouth",
             "Mouth_Slightly_Open",
             "remove",
             "mouth",
-            {"delta_lowpass": 1.15, "edge_weight": 5.0},
+            {
+                "delta_lowpass": 1.15,
+                "edge_weight": 5.0,
+                "outside_weight": 3.0,
+                "detail_gate": 1.5,
+                "inner_detail_weight": 10.0,
+                "region_box_scale": 1.6,
+            },
         ),
         EditSpec("male-to-female", "Male", "remove", None),
         EditSpec("old-to-young", "Young", "add", None),

@@ -75,9 +75,10 @@ def network_state(run: Path, name: str) -> dict[str, torch.Tensor]:
     return networks[name]
 
 
-#: Settings whose change on resume says nothing about the model (how long, where, how fast).
+#: Settings whose change on resume says nothing about the model (how long, where, how fast, and the name
+#: of a run branched from another by copying its folder).
 UNRECORDED_ON_RESUME = frozenset(
-    {"steps", "threads", "device", "log_every", "sample_every", "checkpoint_every"}
+    {"steps", "threads", "device", "log_every", "sample_every", "checkpoint_every", "name"}
 )
 
 

@@ -192,8 +192,15 @@ def test_a_setting_newer_than_the_checkpoint_is_recorded_against_the_default_it_
 
 
 def test_settings_changed_compares_a_missing_key_with_its_default_and_skips_what_is_unknown() -> None:
-    before = {"edge_weight": 0.0, "steps": 10}
-    after = {"edge_weight": 2.0, "steps": 20, "outside_weight": 1.0, "region_margin": None, "novel": 3}
+    before = {"edge_weight": 0.0, "steps": 10, "name": "close-mouth"}
+    after = {
+        "edge_weight": 2.0,
+        "steps": 20,
+        "name": "close-mouth-branch",  # a copied run folder, renamed: not a setting of the model
+        "outside_weight": 1.0,
+        "region_margin": None,
+        "novel": 3,
+    }
     defaults = {"outside_weight": 0.0, "region_margin": None}
     assert settings_changed(before, after, defaults) == {
         "edge_weight": [0.0, 2.0],
