@@ -101,11 +101,11 @@ class TrainConfig:
     """DiffAugment policies (colour, translation, cutout) for D's inputs and the guide classifier's,
     comma-separated; empty = none. Off by default: at 200 steps it did not help (docs/ABLATION.md)."""
     region_adversarial_weight: float = 1.0
+    """Local edits: a second D judges the region (mouth, eye band) at the crop's resolution."""
     region_box_scale: float = 1.0
     """Local edits: the region D's box (trainer.edit_stage.REGION_BOXES) scaled by this, at the same
     resolution. At 1 the mouth box ends where the mouth mask does, so the region D never sees the edit's
     edge (docs/ABLATION.md, "Hiding the teeth"); 1.6 holds the whole mask and some skin around it."""
-    """Local edits: a second D judges the region (mouth, eye band) at the crop's resolution."""
     attribute_classifier: str | None = None
     """A `classify` run (D's architecture, frozen) whose attribute loss guides T. Never the evaluator."""
     attribute_weight: float = 1.0
