@@ -67,9 +67,14 @@ def _stage_rows(training: dict) -> list[str]:
     for key in ("transform", "enhancer"):
         run = training.get(key)
         if run:
-            earlier = run.get("continued_from")
-            if earlier:  # a second session went on from the first one's editor
-                rows.append(_stage_row(f"{key}, the session it continues", earlier))
+            # a second session went on from the first one's editor, or a run from an installed model's
+            # (which may itself have gone on from another): the oldest first
+            chain, earlier = [], run.get("continued_from")
+            while earlier:
+                label = f"{key}, the installed model {earlier['model']}" if "model" in earlier else None
+                chain.append(_stage_row(label or f"{key}, the session it continues", earlier))
+                earlier = earlier.get("continued_from")
+            rows.extend(reversed(chain))
             rows.append(_stage_row(f"{key} ({run['stage']})", run))
     return rows
 

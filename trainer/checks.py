@@ -5,7 +5,9 @@ Every problem found is reported at once (one line each), and `--dry-run` runs ex
 - the dataset is a prepared one, the attribute is one of its columns, and the split has training faces of
   both values the stage needs;
 - every earlier run named (`--init-transform`, `--denoiser`, …) is a run folder of a stage that option
-  takes, with a checkpoint; a guide classifier is for the same attribute;
+  takes, with a checkpoint; a guide classifier is for the same attribute; an `edit` run's
+  `--init-transform` may also be an installed model's folder (trainer.model_import), whose editor's low-pass
+  and detail gate the run takes unless it asks for others;
 - widths: a network initialised from an earlier run has that run's width, so the run's width is taken
   (and recorded, which `export` relies on) unless a different one was asked for, which is refused;
 - `--resume`: the run is not being trained by another process right now, `--steps` does not go back
@@ -27,6 +29,7 @@ from typing import Any
 from diat_studio.core.manifest import MAX_REGION_MARGIN
 from trainer.config import TrainConfig
 from trainer.data import DatasetError, PreparedDataset
+from trainer.model_import import ModelImportError, is_model_folder, read_model_editor
 from trainer.run_lock import RunLockedError, check_unlocked
 from trainer.runs import CHECKPOINT, CONFIG_FILE, STATUS_FILE, load_checkpoint
 
@@ -170,7 +173,10 @@ def _check_runs(config: TrainConfig, problems: list[str]) -> None:
         value = getattr(config, name)
         if not value:
             continue
-        problem = run_problem(Path(value), _flag(name), accepted.get(name))
+        if name == "init_transform" and config.stage == "edit" and is_model_folder(value):
+            problem = _model_problem(Path(value))
+        else:
+            problem = run_problem(Path(value), _flag(name), accepted.get(name))
         if problem:
             problems.append(problem)
         elif name == "attribute_classifier" and config.attribute:
@@ -204,7 +210,22 @@ def run_problem(run: Path, option: str, stages: tuple[str, ...] | None) -> str |
     return None
 
 
+def _model_problem(folder: Path) -> str | None:
+    try:
+        read_model_editor(folder)
+    except ModelImportError as exc:
+        return f"--init-transform {exc}"
+    return None
+
+
 def _config_of(run: Path) -> dict[str, Any]:
+    """A run's config.json; for an installed model's folder, the settings its manifest records."""
+    if is_model_folder(run):
+        try:
+            model = read_model_editor(run)
+        except ModelImportError:
+            return {}
+        return model.run_settings()
     try:
         return json.loads((run / CONFIG_FILE).read_text())
     except (OSError, ValueError):
@@ -232,11 +253,37 @@ def _adopt_widths(
             changes[width_field] = int(width)
             checked.notes.append(f"{width_field} = {width}, taken from {_flag(run_field)} {run}")
     if config.stage == "edit" and config.init_transform:
-        editor = _config_of(Path(config.init_transform)).get("editor", "residual")
+        earlier = _config_of(Path(config.init_transform))
+        editor = earlier.get("editor", "residual")
         if editor != config.editor:
             problems.append(f"--editor {config.editor} does not match --init-transform (a {editor} editor)")
+        if is_model_folder(config.init_transform):
+            _adopt_model_settings(config, earlier, explicit, changes, checked)
     if changes:
         checked.config = replace(checked.config, **changes)
+
+
+def _adopt_model_settings(
+    config: TrainConfig,
+    model: dict[str, Any],
+    explicit: frozenset[str] | set[str],
+    changes: dict[str, Any],
+    checked: Checked,
+) -> None:
+    """A run continuing an installed model takes its editor's σ components (the file computes with them;
+    without them the editor's output would change at step 0) unless the command line gives others, and is
+    warned when it edits something else than the model did."""
+    source = f"--init-transform {config.init_transform}"
+    for name in ("delta_lowpass", "detail_gate"):
+        value = float(model.get(name) or 0.0)
+        if name not in explicit and value != getattr(config, name):
+            changes[name] = value
+            checked.notes.append(f"{name} = {value:g}, taken from {source}")
+    edited = (model.get("attribute"), model.get("direction"), model.get("region"))
+    wanted = (config.attribute, config.direction, config.region)
+    if edited != wanted:
+        was, now = (" ".join(str(v) for v in values if v) for values in (edited, wanted))
+        checked.warnings.append(f"{source} was trained to {was}; this run trains {now}")
 
 
 # -- what each stage needs -------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ from trainer.losses import (
     r1_penalty,
     unchanged_penalty,
 )
+from trainer.model_import import is_model_folder, load_model_editor
 from trainer.networks import PlainEditor, ResidualEditor, SpectralDiscriminator
 from trainer.runs import network_state
 from trainer.stage_base import Stage, attribute_rows, load_trained
@@ -101,7 +102,9 @@ class EditStage(Stage):
         if config.editor != "residual" and (config.delta_lowpass > 0 or config.detail_gate > 0):
             raise ValueError("--delta-lowpass and --detail-gate are components of the residual editor")
         # this run's low-pass and gate, whatever the earlier run used (a gate it lacked keeps its start)
-        if config.init_transform:
+        if config.init_transform and is_model_folder(config.init_transform):
+            editor = load_model_editor(config.init_transform, **options)  # an installed model's editor
+        elif config.init_transform:
             editor = load_trained(
                 config.init_transform,
                 "editor_ema",

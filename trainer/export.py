@@ -26,6 +26,7 @@ from diat_studio.core.regions import REGION_MARGIN, RegionKind
 from diat_studio.core.registry import ModelRegistry, sha256_file
 from trainer.config import TrainConfig, editor_options
 from trainer.data import PreparedDataset
+from trainer.model_import import is_model_folder, read_model_editor
 from trainer.onnx_weights import store_weights_as_float16
 from trainer.runs import CHECKPOINT, LOG_FILE, STATUS_FILE, JsonlLog, RunError, recipe_changes, run_config
 from trainer.stages import load_trained
@@ -239,8 +240,14 @@ def _run_summary(run: Path, config: dict[str, Any]) -> dict[str, Any]:
 
 def continued_from(config: dict[str, Any]) -> dict[str, Any]:
     """{"continued_from": {"run", "steps"}} when an `edit` run started from another edit run's editor
-    (a second GPU session: `pack --continue`): the steps of this run alone are not the model's steps."""
+    (a second GPU session: `pack --continue`): the steps of this run alone are not the model's steps. From
+    an installed model's folder: {"model", …} with that model's own training summary (its run, steps and
+    what it was continued from in turn)."""
     init = config.get("init_transform")
+    if config.get("stage") == "edit" and init and is_model_folder(init):
+        model = read_model_editor(init)  # an installed model: its own training summary goes on
+        history = {k: v for k, v in (model.training.get("transform") or {}).items() if k != "final_losses"}
+        return {"continued_from": {"model": model.name, **history}}
     if config.get("stage") != "edit" or not init or not (Path(init) / CHECKPOINT).is_file():
         return {}
     earlier = run_config(Path(init))
@@ -302,6 +309,7 @@ def _training_summary(
         **(
             {
                 "recipe": {
+                    "editor": config.get("editor", "residual"),
                     "ema_decay": config.get("ema_decay"),
                     "delta_lowpass": config.get("delta_lowpass", 0.0),
                     "detail_gate": config.get("detail_gate", 0.0),

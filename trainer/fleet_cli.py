@@ -44,7 +44,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="EDIT=RUN",
-        help="that edit's fleet run goes on from this `edit` run's editor (e.g. a run fleet-import unpacked)",
+        help="that edit's fleet run goes on from this `edit` run's editor (e.g. a run fleet-import unpacked) "
+        "or from an installed model's folder (e.g. resources/models/EDIT)",
     )
     pack.add_argument("--quality", type=int, default=88, help="WebP quality of the crops (default 88)")
     pack.add_argument(

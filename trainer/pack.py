@@ -41,6 +41,7 @@ from PIL import Image
 
 from trainer.bundled_edits import EditSpec, edit_specs
 from trainer.data import PreparedDataset
+from trainer.model_import import ModelImportError, editor_state, is_model_folder, read_model_editor
 from trainer.runs import CHECKPOINT, CONFIG_FILE, LOG_FILE, STATUS_FILE, JsonlLog, RunError, run_config
 
 PACK_FORMAT = "diat-pack-1"
@@ -75,7 +76,8 @@ class PackOptions:
     continue_from: tuple[tuple[str, Path], ...] = ()
     """(edit, `edit` run) pairs: that edit's fleet run starts from the run's editor (its weight average,
     float16, in `init/<edit>/`) instead of from the identity — a second GPU session goes on where the
-    first stopped (the run folders `fleet-import` unpacks, or a CPU run of the same width)."""
+    first stopped (the run folders `fleet-import` unpacks, or a CPU run of the same width). The run may
+    also be an installed model's folder (resources/models/<edit>: what a fresh checkout has)."""
     force: bool = False
     check_budget: bool = True
 
@@ -112,7 +114,12 @@ def build_pack(options: PackOptions) -> dict[str, Any]:
         for attribute in attributes:
             _slim_run(guides[attribute], temp / "runs" / f"guide-{attribute}", "discriminator")
             _slim_run(evaluators[attribute], temp / "runs" / f"evaluator-{attribute}", "classifier")
-        steps = {name: _slim_run(run, temp / "init" / name, "editor_ema") for name, run in continued.items()}
+        steps = {
+            name: _slim_model(run, temp / "init" / name)
+            if is_model_folder(run)
+            else _slim_run(run, temp / "init" / name, "editor_ema")
+            for name, run in continued.items()
+        }
         manifest = {
             "format": PACK_FORMAT,
             "source": str(Path(options.data).resolve()),
@@ -284,7 +291,7 @@ def _write_dataset(
 
 def _continued_runs(given: tuple[tuple[str, Path], ...], specs: list[EditSpec]) -> dict[str, Path]:
     """The edits to continue and their runs, checked: a packed edit, a finished-or-stopped `edit` run of
-    the same attribute and direction with a checkpoint."""
+    the same attribute and direction with a checkpoint, or an installed model's folder of that edit."""
     names = {spec.name: spec for spec in specs}
     runs: dict[str, Path] = {}
     for name, run in given:
@@ -294,10 +301,22 @@ def _continued_runs(given: tuple[tuple[str, Path], ...], specs: list[EditSpec]) 
         if name in runs:
             raise PackError(f"--continue names {name!r} twice")
         run = Path(run)
+        spec = names[name]
+        if is_model_folder(run):  # an installed model (a bundled one on a fresh checkout)
+            try:
+                model = read_model_editor(run)
+            except ModelImportError as exc:
+                raise PackError(f"--continue {name}=…: {exc}") from None
+            if (model.attribute, model.direction) != (spec.attribute, spec.direction):
+                raise PackError(
+                    f"--continue {name}={run}: a model of {spec.attribute} ({spec.direction}) is needed, "
+                    f"that one edits {model.attribute} ({model.direction})"
+                )
+            runs[name] = run
+            continue
         if not (run / CHECKPOINT).is_file():
             raise PackError(f"--continue {name}={run}: no checkpoint ({CHECKPOINT}) there")
         config = run_config(run)
-        spec = names[name]
         if config.get("stage") != "edit" or config.get("attribute") != spec.attribute:
             raise PackError(
                 f"--continue {name}={run}: an `edit` run of {spec.attribute} is needed, that is a "
@@ -310,7 +329,32 @@ def _continued_runs(given: tuple[tuple[str, Path], ...], specs: list[EditSpec]) 
 
 
 def _width(run: Path) -> int:
+    if is_model_folder(run):
+        return read_model_editor(run).transform_width
     return int(run_config(run)["transform_width"])
+
+
+def _slim_model(folder: Path, out: Path) -> int:
+    """An installed model as the slim run `_slim_run` writes (its editor from the ONNX file as
+    "editor_ema"; a config with what `load_trained` and the fleet read); returns the steps of the run that
+    trained the model."""
+    model = read_model_editor(folder)
+    transform = model.training.get("transform") or {}
+    # float16 where the file stored it so (the conv weights), float32 where it did not (biases, norms)
+    state = {
+        key: value.half() if torch.equal(value.half().float(), value) else value
+        for key, value in editor_state(folder).items()
+    }
+    (out / "checkpoints").mkdir(parents=True)
+    steps = int(transform.get("steps") or 0)
+    torch.save({"networks": {"editor_ema": state}, "step": steps}, out / CHECKPOINT)
+    config = {
+        **model.run_settings(),
+        "batch_size": transform.get("batch_size"),
+        "packed_from": f"{folder} ({model.name}, run {transform.get('run')})",
+    }
+    (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    return steps
 
 
 def _slim_run(run: Path, out: Path, network: str) -> int:

@@ -140,7 +140,12 @@ class Stage:
         for name, module in self.networks.items():
             module.load_state_dict(state["networks"][name])
         for name, optimizer in self.optimizers.items():
+            # the learning rate is this run's setting, not the checkpoint's: Adam's state dict carries the
+            # rate it was saved with, and `--resume RUN --lr X` must train at X (its moments are kept)
+            rates = [group["lr"] for group in optimizer.param_groups]
             optimizer.load_state_dict(state["optimizers"][name])
+            for group, rate in zip(optimizer.param_groups, rates, strict=True):
+                group["lr"] = rate
         for name, sampler in self.samplers.items():
             if name in state.get("samplers", {}):
                 sampler.restore(state["samplers"][name])

@@ -13,6 +13,7 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 
@@ -27,6 +28,7 @@ from trainer.fleet_import import ImportOptions, import_results
 from trainer.identity import FaceIdentity
 from trainer.pack import PackError, PackOptions, build_pack, unpack_dataset
 from trainer.runs import CONFIG_FILE, new_run_folder
+from trainer.stage_base import load_trained
 from trainer.training_loop import training_loop
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -227,6 +229,39 @@ def test_fleet_import_measures_compares_and_ships(fleet_results, labelled, tmp_p
     assert "| remove-eyeglasses | shipped |" in printed[-1]
     with pytest.raises(ValueError, match="no edit 'add-beard'"):
         import_results(ImportOptions(**{**options.__dict__, "edits": ("add-beard",)}))
+
+
+def test_a_pack_continues_an_installed_model(labelled, tmp_path: Path) -> None:
+    """`pack --continue EDIT=MODEL_FOLDER` (a fresh checkout has the bundled models, not their runs): the
+    pack carries the model's editor as a slim run that `load_trained` rebuilds into what the ONNX file
+    computes; a model of another edit is refused."""
+    data, runs = labelled
+    bundled = REPOSITORY / "resources" / "models" / "male-to-female"
+    options = PackOptions(
+        data=data,
+        out=tmp_path / "pack",
+        runs_dir=runs,
+        edits=("male-to-female", "open-mouth"),
+        heldout_faces=4,
+        continue_from=(("male-to-female", bundled),),
+        check_budget=False,
+    )
+    manifest = build_pack(options)
+    shipped = json.loads((bundled / "manifest.json").read_text())["training"]["transform"]
+    assert manifest["continue"]["male-to-female"] == {
+        "run": str(bundled), "steps": shipped["steps"], "transform_width": 32
+    }  # fmt: skip
+    init = tmp_path / "pack" / "init" / "male-to-female"
+    editor = load_trained(init, "editor_ema", "transform_width", kind="editor").eval()
+    x = np.random.default_rng(3).uniform(-1, 1, (1, 3, 128, 128)).astype(np.float32)
+    session = ort.InferenceSession(str(bundled / "transform.onnx"), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        rebuilt = editor(torch.from_numpy(x)).numpy()
+    assert np.abs(rebuilt - session.run(["edited"], {"image": x})[0]).max() < 1e-4
+    wrong = ("open-mouth", bundled)
+    message = r"a model of Mouth_Slightly_Open \(add\) is needed, that one edits Male"
+    with pytest.raises(PackError, match=message):
+        build_pack(PackOptions(**{**options.__dict__, "out": tmp_path / "p2", "continue_from": (wrong,)}))
 
 
 def test_a_second_session_continues_an_edit_from_the_first(fleet_results, labelled, tmp_path: Path) -> None:

@@ -47,6 +47,21 @@ def test_resume_is_exact(tmp_path: Path, dataset_dir: Path) -> None:
     assert first["seconds"] == first["session_seconds"]
 
 
+def test_a_resume_trains_at_the_learning_rate_it_is_given(tmp_path: Path, dataset_dir: Path) -> None:
+    """`--resume RUN --lr X` trains at X: Adam's saved state carries the rate it was saved with, which had
+    kept an editor held at `--lr 0` (D's warm-up after `--init-transform MODEL`) frozen after the resume."""
+    common = ["train", "--stage", "reconstruct", "--data", str(dataset_dir), *TINY, "--checkpoint-every", "2"]
+    assert main([*common, "--runs-dir", str(tmp_path), "--steps", "2", "--lr", "0"]) == EXIT_OK
+    run = only_run(tmp_path)
+    held = network_state(run, "transform")
+    assert main(["train", "--resume", str(run), "--steps", "4", "--lr", "0.001", "-q"]) == EXIT_OK
+    trained = network_state(run, "transform")
+    assert any(not torch.equal(held[key], trained[key]) for key in held)
+    adam = load_checkpoint(run)["optimizers"]["transform"]
+    assert [group["lr"] for group in adam["param_groups"]] == [0.001]
+    assert len(adam["state"]) > 0  # the moments went on from the checkpoint's
+
+
 def test_edit_stage_resumes_exactly(tmp_path: Path, dataset_dir: Path) -> None:
     """The recipe's extra state (EMA, augmentation and glasses generators, lazy R1 counter) resumes
     bit-exactly: 2 + 2 steps equal 4 in one go."""
