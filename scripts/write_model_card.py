@@ -28,6 +28,15 @@ INFO = {
         "PSNR outside the mask of the raw output (the app pastes only inside)",
         "{:.1f} dB",
     ),
+    "outer_feather_change_p99": (
+        "change where the mask fades out (0 < m ≤ 0.25), 99th percentile, mean over faces (grey levels)",
+        "{:.1f}",
+    ),
+    "outer_feather_faces_over_8": ("faces whose fading-out band changes by more than 8 levels", "{:.1%}"),
+    "raw_outside_change_p99": (
+        "raw output's change outside the mask, 99th percentile (grey levels; never pasted)",
+        "{:.1f}",
+    ),
     "sharpness_ratio": ("sharpness ratio inside the mask (1 = as the photo)", "{:.2f}"),
     "attribute_rate_before_edit": ("evaluator says 'target' before editing", "{:.1%}"),
 }

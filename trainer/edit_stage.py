@@ -133,7 +133,11 @@ class EditStage(Stage):
             )
         if config.init_discriminator:
             self._load_discriminators(config.init_discriminator)
-        self.ema = WeightAverage(self.networks["editor"], config.ema_decay) if config.ema_decay > 0 else None
+        self.ema = (
+            WeightAverage(self.networks["editor"], config.ema_decay, ramp=not config.init_transform)
+            if config.ema_decay > 0
+            else None
+        )
         self.classifier = None
         if config.attribute_classifier and config.attribute_weight > 0:
             self.classifier = self.frozen(

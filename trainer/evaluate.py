@@ -16,7 +16,9 @@ lack the target attribute value, composited through the same soft masks as the a
 - faces that already have the target value, edited anyway: mean ΔE inside the mask and identity distance
   (a good edit leaves them nearly alone);
 - local edits: PSNR outside the mask of the network output before compositing (the app's paste-back keeps
-  those pixels bit-identical in any case);
+  those pixels bit-identical in any case); what an average hides: the 99th percentile of the change in the
+  mask's outer feather band (0 < m ≤ 0.25, where the edit should have faded out; mean over faces, and the
+  share of faces above 8 levels) and of the raw output's change outside the mask;
 - sharpness ratio: the edited face's detail (variance of the Laplacian of the grey image, inside the
   mask) over the input's, median over faces — 1.0 matches the photo, below 1 is blur, above 1 is added
   texture or artefacts; it shows what the enhancement network changes;
@@ -61,7 +63,9 @@ from trainer.measures import (
     composite,
     delta_e_per_face,
     grey_fraction,
+    outer_feather_change,
     random_rows,
+    raw_outside_change,
     success_over_blur_points,
     two_sample_accuracies,
 )
@@ -115,6 +119,8 @@ class _Scores:
     distances: list[float] = field(default_factory=list)
     delta_e: list[float] = field(default_factory=list)
     psnrs: list[float] = field(default_factory=list)
+    outer_feather: list[float] = field(default_factory=list)
+    raw_outside: list[float] = field(default_factory=list)
     sharpness: list[float] = field(default_factory=list)
 
 
@@ -189,6 +195,9 @@ def evaluate_model(
     warnings = _evaluator_warnings(metrics)
     if main.psnrs:
         metrics["psnr_outside_mask_db"] = round(float(np.mean(main.psnrs)), 2)
+        metrics["outer_feather_change_p99"] = round(float(np.mean(main.outer_feather)), 1)
+        metrics["outer_feather_faces_over_8"] = round(float(np.mean(np.asarray(main.outer_feather) > 8)), 4)
+        metrics["raw_outside_change_p99"] = round(float(np.mean(main.raw_outside)), 1)
     if main.sharpness:
         metrics["sharpness_ratio"] = round(float(np.median(main.sharpness)), 3)
 
@@ -310,6 +319,8 @@ class _Judge:
                     error = (output[i].astype(float) - crops[i])[masks[i] == 0]
                     mse = float((error**2).mean()) if error.size else 0.0
                     scores.psnrs.append(99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse))
+                    scores.outer_feather.append(outer_feather_change(crops[i], edited[i], masks[i]))
+                    scores.raw_outside.append(raw_outside_change(crops[i], output[i], masks[i]))
                 inside = masks[i] > 0.5
                 if inside.any():
                     scores.sharpness.append(_detail(edited[i], inside) / max(_detail(crops[i], inside), 1e-6))

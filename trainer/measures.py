@@ -40,6 +40,35 @@ def composite(crops: np.ndarray, edited: np.ndarray, masks: np.ndarray) -> np.nd
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 
+#: The outer band of a local edit's soft mask (0 < m ≤ this) where the edit should already have faded out.
+OUTER_FEATHER = 0.25
+
+
+def outer_feather_change(crop: np.ndarray, edited: np.ndarray, mask: np.ndarray, q: float = 99.0) -> float:
+    """The q-th percentile, in grey levels, of the largest per-channel change of the composited `edited`
+    where the soft mask is in its outer band (0 < m ≤ OUTER_FEATHER); 0 where there is no such band.
+
+    The mean PSNR outside the mask cannot see it: the close-mouth editors of 2026-11-27 wrote saturated
+    white patches on the cheeks just outside the mouth mask (raw |Δ| ≈ 1.5 of a range of 2, about 1% of the
+    crop), and the feather's tail carried a fifth of them into the photo as pale streaks beside a smile."""
+    band = (mask > 0) & (mask <= OUTER_FEATHER)
+    if not band.any():
+        return 0.0
+    change = np.abs(edited.astype(np.float32) - crop.astype(np.float32)).max(axis=-1)
+    return float(np.percentile(change[band], q))
+
+
+def raw_outside_change(crop: np.ndarray, output: np.ndarray, mask: np.ndarray, q: float = 99.0) -> float:
+    """The q-th percentile, in grey levels, of the largest per-channel change of the network's raw output
+    (before compositing) where the mask is 0: hidden patches the app never pastes, but which the feather's
+    tail and a larger region margin would."""
+    outside = mask == 0
+    if not outside.any():
+        return 0.0
+    change = np.abs(output.astype(np.float32) - crop.astype(np.float32)).max(axis=-1)
+    return float(np.percentile(change[outside], q))
+
+
 def blur_sigma(size: int) -> float:
     """The blur control's σ in pixels for S×S crops."""
     return BLUR_SIGMA_AT_128 * size / 128.0

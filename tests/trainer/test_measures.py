@@ -14,7 +14,9 @@ from trainer.measures import (
     composite,
     grey_fraction,
     mean_delta_e_faces,
+    outer_feather_change,
     random_rows,
+    raw_outside_change,
     success_over_blur_points,
     target_rate,
     two_sample_accuracies,
@@ -103,6 +105,27 @@ def test_composite_and_colour_measures(crops: np.ndarray) -> None:
     assert grey_fraction(to_grey_like(crops[:4])) == 1.0 and grey_fraction(crops[:4]) == 0.0
     half = np.concatenate([to_grey_like(crops[:2]), crops[2:4]])
     assert grey_fraction(half) == 0.5
+
+
+def test_a_patch_hidden_outside_the_mask_shows_in_the_outer_feather_measure(crops: np.ndarray) -> None:
+    """A saturated patch on 1% of the crop just outside a soft mask: the mean PSNR outside hardly moves, the
+    99th-percentile measures name it, in the raw output and where the feather's tail pastes a part of it."""
+    crop = crops[0]
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    distance = np.hypot(yy - SIZE / 2, xx - SIZE / 2)
+    mask = np.clip((14.0 - distance) / 6.0, 0.0, 1.0).astype(np.float32)  # 1 inside r 8, 0 beyond r 14
+    output = np.clip(crop.astype(int) + 6, 0, 255).astype(np.uint8)  # a gentle change everywhere
+    clean = (outer_feather_change(crop, composite(crop[None], output[None], mask[None])[0], mask),
+             raw_outside_change(crop, output, mask))  # fmt: skip
+    assert clean[0] <= 2.0 and clean[1] == pytest.approx(6.0, abs=0.5)
+    patched = output.copy()
+    ring = (distance > 12.0) & (distance < 16.0) & (yy < SIZE / 2 - 10)  # above the mask's edge
+    patched[ring] = 255
+    assert 0.005 < ring.mean() < 0.05
+    edited = composite(crop[None], patched[None], mask[None])[0]
+    assert outer_feather_change(crop, edited, mask) > 20.0
+    assert raw_outside_change(crop, patched, mask) > 100.0
+    assert outer_feather_change(crop, crop, np.zeros_like(mask)) == 0.0  # no feather band: nothing to say
 
 
 def test_random_rows_are_drawn_not_the_first() -> None:

@@ -386,6 +386,13 @@ def test_weight_average_follows_the_network_with_a_ramp() -> None:
     assert copy.updates == 201 and torch.equal(copy.average.weight, average.average.weight)
     with pytest.raises(ValueError, match="decay"):
         WeightAverage(model, decay=1.0)
+    # a network that starts trained: no ramp, the average moves at the decay from the first update
+    nn.init.zeros_(model.weight)
+    trained = WeightAverage(model, decay=0.9, ramp=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    trained.update(model)
+    assert trained.average.weight[0, 0].item() == pytest.approx(0.1)
 
 
 # -- region patches ------------------------------------------------------------------------------------------
