@@ -21,6 +21,7 @@ from onnx import numpy_helper
 
 from diat_studio.core.manifest import MANIFEST_FILE, ManifestError, ModelManifest
 from trainer.networks import build_network
+from trainer.runs import CONFIG_FILE
 
 #: The suffix trainer.onnx_weights gives a weight stored as float16 (a Cast to float32 follows it).
 FLOAT16_SUFFIX = ".float16"
@@ -66,7 +67,7 @@ class ModelEditor:
 
 def is_model_folder(path: str | Path) -> bool:
     """An installed model's folder (a manifest), not a run folder (a config.json)."""
-    return (Path(path) / MANIFEST_FILE).is_file() and not (Path(path) / "config.json").is_file()
+    return (Path(path) / MANIFEST_FILE).is_file() and not (Path(path) / CONFIG_FILE).is_file()
 
 
 def read_model_editor(folder: str | Path) -> ModelEditor:
@@ -88,7 +89,10 @@ def read_model_editor(folder: str | Path) -> ModelEditor:
         raise ModelImportError(f"{folder}: no {manifest.transform.file}")
     recipe = training.get("recipe") or {}
     widths = training.get("widths") or {}
-    graph = onnx.load(str(path), load_external_data=False).graph
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception as exc:  # protobuf's DecodeError and OS errors alike: a file that is not ONNX
+        raise ModelImportError(f"{path}: not a readable ONNX file ({exc})") from None
     editor = recipe.get("editor") or ("plain" if any(n.op_type == "Tanh" for n in graph.node) else "residual")
     first = _initializers(graph).get("net.0.0.weight")
     if first is None:
