@@ -49,6 +49,13 @@ def describe(entry: ModelEntry) -> tuple[str, str]:
     ):
         if key in metrics:
             lines.append(f"{label}: {100 * float(metrics[key]):.0f}%")
+    if "outer_feather_change_p99" in metrics:  # what a user can see at the edge of a local edit
+        edge = float(metrics["outer_feather_change_p99"])
+        over = 100 * float(metrics.get("outer_feather_faces_over_8", 0))
+        lines.append(
+            f"change where the edit fades out: {edge:.1f} grey levels "
+            f"(99th percentile; {over:.0f}% of faces over 8)"
+        )
     if "psnr_outside_mask_db" in metrics:
         lines.append(f"PSNR outside the mask: {metrics['psnr_outside_mask_db']} dB")
     if manifest.licence:

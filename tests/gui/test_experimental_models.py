@@ -14,7 +14,7 @@ from diat_studio.core.paths import resource_path
 from diat_studio.core.regions import RegionKind
 from diat_studio.core.registry import ModelEntry, ModelRegistry
 from diat_studio.gui import main_window as main_window_module
-from diat_studio.gui.edits_panel import ENTRY_ROLE, EditsPanel
+from diat_studio.gui.edits_panel import ENTRY_ROLE, EditsPanel, describe
 from diat_studio.gui.main_window import MainWindow
 from diat_studio.gui.settings import AppSettings
 from diat_studio.gui.settings_dialog import SettingsDialog
@@ -137,3 +137,14 @@ def test_only_experimental_models_installed_says_how_to_show_them(qtbot, experim
     panel.set_registry(registry, include_experimental=True)
     assert panel.empty.isHidden()
     assert panel.current_entry() is not None and panel.current_entry().name == "redden-eyes"  # type: ignore[union-attr]
+
+
+def test_a_bundled_local_edit_says_how_much_its_fading_edge_changes() -> None:
+    """The tooltip names the measure a user can see at a local edit's edge (close mouth's pale streaks),
+    read from the bundled manifest, and says the edit is experimental."""
+    entry = ModelRegistry([resource_path("models")]).get("close-mouth")
+    _, tooltip = describe(entry)
+    metrics = entry.manifest.metrics
+    expected = f"change where the edit fades out: {metrics['outer_feather_change_p99']:.1f} grey levels"
+    assert expected in tooltip and "% of faces over 8)" in tooltip
+    assert tooltip.startswith("Experimental:")
