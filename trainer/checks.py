@@ -44,6 +44,7 @@ RUN_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
         "init_transform": ("edit",),
         "init_discriminator": ("edit",),
         "attribute_classifier": ("classify",),
+        "teacher": ("edit",),
     },
     "denoise": {"reconstruction": ("perceptual",)},
     "enhance-local": {"transform_run": ("diat",)},
@@ -57,6 +58,7 @@ ALL_RUN_FIELDS = (
     "reconstruction",
     "transform_run",
     "attribute_classifier",
+    "teacher",
 )
 
 #: Networks initialised from an earlier run, by stage: (run field, width field).
@@ -173,8 +175,8 @@ def _check_runs(config: TrainConfig, problems: list[str]) -> None:
         value = getattr(config, name)
         if not value:
             continue
-        if name == "init_transform" and config.stage == "edit" and is_model_folder(value):
-            problem = _model_problem(Path(value))
+        if name in ("init_transform", "teacher") and config.stage == "edit" and is_model_folder(value):
+            problem = _model_problem(Path(value), _flag(name))
         else:
             problem = run_problem(Path(value), _flag(name), accepted.get(name))
         if problem:
@@ -210,11 +212,11 @@ def run_problem(run: Path, option: str, stages: tuple[str, ...] | None) -> str |
     return None
 
 
-def _model_problem(folder: Path) -> str | None:
+def _model_problem(folder: Path, option: str) -> str | None:
     try:
         read_model_editor(folder)
     except ModelImportError as exc:
-        return f"--init-transform {exc}"
+        return f"{option} {exc}"
     return None
 
 
@@ -286,6 +288,24 @@ def _adopt_model_settings(
         checked.warnings.append(f"{source} was trained to {was}; this run trains {now}")
 
 
+def _check_teacher(config: TrainConfig, problems: list[str]) -> None:
+    """A teacher and its weight come together, and the teacher makes the same edit (its output is the
+    target inside the region: a teacher of another edit would ask T to unlearn this one)."""
+    if config.teacher_weight < 0:
+        problems.append(f"--teacher-weight {config.teacher_weight}: 0 (off) or more")
+    if config.teacher_weight > 0 and not config.teacher:
+        problems.append("--teacher-weight needs --teacher (an edit run or an installed model's folder)")
+    if config.teacher and config.teacher_weight == 0:
+        problems.append("--teacher without --teacher-weight does nothing: give a weight (e.g. 30)")
+    if config.teacher and (is_model_folder(config.teacher) or (Path(config.teacher) / CONFIG_FILE).is_file()):
+        taught = _config_of(Path(config.teacher))
+        edited = (taught.get("attribute"), taught.get("direction"), taught.get("region"))
+        wanted = (config.attribute, config.direction, config.region)
+        if edited != wanted:
+            was, now = (" ".join(str(v) for v in values if v) for values in (edited, wanted))
+            problems.append(f"--teacher {config.teacher} was trained to {was}; this run trains {now}")
+
+
 # -- what each stage needs -------------------------------------------------------------------------------
 
 
@@ -318,6 +338,8 @@ def _check_needs(config: TrainConfig, problems: list[str], checked: Checked) -> 
         and (config.attribute != "Eyeglasses" or config.direction != "remove")
     ):
         problems.append("--pair-weight (synthetic glasses pairs) is for removing Eyeglasses only")
+    if config.stage == "edit":
+        _check_teacher(config, problems)
     if config.inner_detail_weight > 0 and config.region != "mouth":
         problems.append("--inner-detail-weight (the teeth a closed mouth hides) is for mouth edits only")
     if config.region_box_scale != 1.0 and (config.region_box_scale <= 0 or not config.region):

@@ -116,9 +116,18 @@ class TrainConfig:
     edit should leave them as they are (trainer.losses.unchanged_penalty). From the first step it stops a
     local edit from forming (docs/ABLATION.md): use it to continue a run whose edit already works."""
 
+    colour_detail_weight: float = 0.0
+    """The chroma of Δ's detail finer than 1 px (trainer.losses.colour_detail), in the region for a local
+    edit: against green and magenta specks; 0 = off."""
+    teacher_weight: float = 0.0
+    """Edits: |T(x) − teacher(x)| weighted by the region's mask (trainer.losses.teacher_penalty): keeps the
+    edit of `teacher` while a new term changes something else; 0 = off."""
+
     # networks from earlier runs (run folders)
     init_transform: str | None = None
     init_discriminator: str | None = None
+    teacher: str | None = None
+    """Edits: the frozen editor `teacher_weight` holds T to (an edit run or an installed model's folder)."""
     denoiser: str | None = None
     reconstruction: str | None = None
     """The `perceptual` run (g) that the `denoise` stage trains f on."""

@@ -42,6 +42,7 @@ from trainer.ema import WeightAverage
 from trainer.glasses import add_glasses_batch
 from trainer.identity import SAME_PERSON_DISTANCE
 from trainer.losses import (
+    colour_detail,
     colour_drift,
     edit_magnitude,
     feature_distance,
@@ -50,11 +51,12 @@ from trainer.losses import (
     mask_edge_penalty,
     outside_mask_penalty,
     r1_penalty,
+    teacher_penalty,
     unchanged_penalty,
 )
-from trainer.model_import import is_model_folder, load_model_editor
+from trainer.model_import import is_model_folder, load_model_editor, read_model_editor
 from trainer.networks import PlainEditor, ResidualEditor, SpectralDiscriminator
-from trainer.runs import network_state
+from trainer.runs import network_state, run_config
 from trainer.stage_base import Stage, attribute_rows, load_trained
 
 #: Region patches judged by the region D: (landmark indices, box width and height in eye distances,
@@ -88,6 +90,28 @@ def region_patches(
     return F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def load_editor(source: str | Path, options: dict[str, float] | None = None) -> torch.nn.Module:
+    """The editor of an edit run (its weight average) or of an installed model's folder, built with
+    `options` (a residual editor's low-pass and gate σ); None: the ones it was trained with."""
+    if is_model_folder(source):
+        if options is None:
+            model = read_model_editor(source)
+            options = {"delta_lowpass": model.delta_lowpass, "detail_gate": model.detail_gate}
+        return load_model_editor(source, **options)
+    config = run_config(Path(source))
+    residual = config.get("editor", "residual") == "residual"
+    if options is None:
+        options = editor_options(config) if residual else {}
+    return load_trained(
+        source,
+        "editor_ema",
+        "transform_width",
+        fallback="editor",
+        kind="editor" if residual else "plain_editor",
+        **options,
+    )
+
+
 class EditStage(Stage):
     """Joint training of the residual editor T against D (and the region D), see the module docstring."""
 
@@ -97,22 +121,12 @@ class EditStage(Stage):
         if not config.attribute:
             raise ValueError("stage 'edit' needs --attribute")
         self.region = RegionKind(config.region) if config.region else None
-        kind = "editor" if config.editor == "residual" else "plain_editor"
         options = editor_options(config.to_dict()) if config.editor == "residual" else {}
         if config.editor != "residual" and (config.delta_lowpass > 0 or config.detail_gate > 0):
             raise ValueError("--delta-lowpass and --detail-gate are components of the residual editor")
         # this run's low-pass and gate, whatever the earlier run used (a gate it lacked keeps its start)
-        if config.init_transform and is_model_folder(config.init_transform):
-            editor = load_model_editor(config.init_transform, **options)  # an installed model's editor
-        elif config.init_transform:
-            editor = load_trained(
-                config.init_transform,
-                "editor_ema",
-                "transform_width",
-                fallback="editor",
-                kind=kind,
-                **options,
-            )
+        if config.init_transform:
+            editor = load_editor(config.init_transform, options)
         elif config.editor == "residual":
             editor = ResidualEditor(config.transform_width, **options)
         else:
@@ -136,6 +150,11 @@ class EditStage(Stage):
         self.ema = (
             WeightAverage(self.networks["editor"], config.ema_decay, ramp=not config.init_transform)
             if config.ema_decay > 0
+            else None
+        )
+        self.teacher = (
+            self.frozen(load_editor(config.teacher).to(memory_format=torch.channels_last))
+            if config.teacher_weight > 0
             else None
         )
         self.classifier = None
@@ -208,24 +227,11 @@ class EditStage(Stage):
         with self.autocast():
             out, delta, raw_delta = self.edit_with_raw(self.T, x, mask)
 
-        # D (and region D): real faces with the target value vs edited faces
-        with self.autocast():
-            real_logits = self.judge(real, real_batch["landmarks"])
-            fake_logits = self.judge(out.detach(), source["landmarks"])
-            d_loss = sum(self.gan_d(r, f) for r, f in zip(real_logits, fake_logits, strict=True))
-        d_optimisers = [self.optimizers["discriminator"]]
-        if self.region_D is not None:
-            d_optimisers.append(self.optimizers["region_discriminator"])
-        for optimiser in d_optimisers:
-            optimiser.zero_grad(set_to_none=True)
-        d_loss.backward()  # type: ignore[union-attr]
-        if config.r1_weight > 0 and step % config.r1_every == 0:
-            r1 = self._r1(real, real_batch["landmarks"])
-            (config.r1_weight * config.r1_every * r1).backward()
-            losses["r1"] = r1.item()
-        for optimiser in d_optimisers:
-            optimiser.step()
-        losses["d"] = d_loss.item()  # type: ignore[union-attr]
+        # D (and region D): real faces with the target value vs edited faces; with the adversarial term
+        # off (a run held by its teacher) nothing would use what D learns, so D is left as it is
+        adversarial_on = config.adversarial_weight > 0
+        if adversarial_on:
+            losses.update(self._discriminator_step(step, real, real_batch["landmarks"], out, source))
 
         # T: fool D, keep the identity, have the attribute, change little and keep the colour
         discriminators = [self.networks["discriminator"]] + (
@@ -236,7 +242,11 @@ class EditStage(Stage):
             for network in discriminators:
                 network.requires_grad_(False)
         with self.autocast():
-            adversarial = sum(self.gan_g(logit) for logit in self.judge(out, source["landmarks"]))
+            adversarial = (
+                sum(self.gan_g(logit) for logit in self.judge(out, source["landmarks"]))
+                if adversarial_on
+                else torch.zeros((), device=out.device)
+            )
             out_features, out_descriptor = self.identity(out)
             with torch.no_grad():
                 x_features, x_descriptor = self.identity(x)
@@ -272,6 +282,16 @@ class EditStage(Stage):
                 hidden = hidden_detail_penalty(out, torch.from_numpy(inner).to(out.device))
                 loss = loss + config.inner_detail_weight * hidden
                 losses["inner_detail"] = hidden.item()
+            if config.colour_detail_weight > 0:
+                specks = colour_detail(delta, mask)
+                loss = loss + config.colour_detail_weight * specks
+                losses["colour_detail"] = specks.item()
+            if self.teacher is not None:
+                with torch.no_grad():
+                    taught, _ = self.edit(self.teacher, x, mask)
+                held = teacher_penalty(out, taught, mask)
+                loss = loss + config.teacher_weight * held
+                losses["teacher"] = held.item()
             if config.keep_weight > 0:
                 _, kept_delta = self.edit(self.T, real, real_batch.get("mask"))
                 kept = unchanged_penalty(kept_delta, real_batch.get("mask"))
@@ -294,6 +314,36 @@ class EditStage(Stage):
             delta=delta.abs().mean().item(),
             t_total=loss.item(),
         )
+        return losses
+
+    def _discriminator_step(
+        self,
+        step: int,
+        real: torch.Tensor,
+        real_landmarks: torch.Tensor,
+        out: torch.Tensor,
+        source: dict[str, torch.Tensor],
+    ) -> dict[str, float]:
+        """One update of D (and the region D): real faces with the target value vs edited faces."""
+        config = self.config
+        losses: dict[str, float] = {}
+        with self.autocast():
+            real_logits = self.judge(real, real_landmarks)
+            fake_logits = self.judge(out.detach(), source["landmarks"])
+            d_loss = sum(self.gan_d(r, f) for r, f in zip(real_logits, fake_logits, strict=True))
+        d_optimisers = [self.optimizers["discriminator"]]
+        if self.region_D is not None:
+            d_optimisers.append(self.optimizers["region_discriminator"])
+        for optimiser in d_optimisers:
+            optimiser.zero_grad(set_to_none=True)
+        d_loss.backward()  # type: ignore[union-attr]
+        if config.r1_weight > 0 and step % config.r1_every == 0:
+            r1 = self._r1(real, real_landmarks)
+            (config.r1_weight * config.r1_every * r1).backward()
+            losses["r1"] = r1.item()
+        for optimiser in d_optimisers:
+            optimiser.step()
+        losses["d"] = d_loss.item()  # type: ignore[union-attr]
         return losses
 
     def _load_discriminators(self, run: str) -> None:

@@ -300,6 +300,8 @@ def _training_summary(
                         "edge_weight",
                         "outside_weight",
                         "inner_detail_weight",
+                        "colour_detail_weight",
+                        "teacher_weight",
                     )
                     if recipe
                     else ()
@@ -318,6 +320,7 @@ def _training_summary(
                     "attribute_classifier": Path(config["attribute_classifier"]).name
                     if config.get("attribute_classifier")
                     else None,
+                    "teacher": Path(config["teacher"]).name if config.get("teacher") else None,
                 }
             }
             if recipe

@@ -80,6 +80,40 @@ def outside_mask_penalty(raw_delta: torch.Tensor, mask: torch.Tensor) -> torch.T
     return (raw_delta.abs() * weight).sum() / (weight.sum() * raw_delta.shape[1]).clamp_min(1.0)
 
 
+def colour_detail(delta: torch.Tensor, mask: torch.Tensor | None = None, sigma: float = 1.0) -> torch.Tensor:
+    """Mean absolute *chroma* of the edit's fine detail (Δ minus Δ blurred by a Gaussian of `sigma` pixels),
+    weighted by the region's soft mask m when given.
+
+    The open-mouth editor painted green and magenta specks onto the teeth it drew (pixel-scale chroma
+    in Δ; the app enlarges the crop to the face, so they become blotches in the photo). Teeth, lips and
+    the dark of a mouth need sharp changes of brightness, not of colour at that scale — the eye barely
+    resolves fine chroma (JPEG stores it at half resolution) — so only the chroma part is penalised; the
+    low-frequency chroma is colour_drift's."""
+    delta = delta.float()
+    fine = delta - gaussian_blur(delta, torch.full((delta.shape[0],), sigma, device=delta.device))
+    chroma = (fine - fine.mean(dim=1, keepdim=True)).abs()
+    if mask is None:
+        return chroma.mean()
+    return (chroma * mask).sum() / (mask.sum() * delta.shape[1]).clamp_min(1.0)
+
+
+def teacher_penalty(
+    out: torch.Tensor, taught: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean absolute difference between the edited face and a frozen teacher's edit of the same face,
+    weighted by the region's soft mask m (a local edit; the whole crop for a global one).
+
+    Self-distillation: a model whose edit a person would keep, but for marks that a term added later
+    (`outside_weight`) removes, is continued with itself as the teacher. The teacher holds the edit where
+    it matters (m near 1) while the new term cleans where m fades out, without a discriminator — a fresh D
+    undoes a trained editor within a few hundred steps, and without D or teacher the identity and keep
+    terms bleach the lips (docs/ABLATION.md, "What the mean hid")."""
+    difference = (out.float() - taught.float()).abs()
+    if mask is None:
+        return difference.mean()
+    return (difference * mask).sum() / (mask.sum() * out.shape[1]).clamp_min(1.0)
+
+
 def hidden_detail_penalty(
     out: torch.Tensor, weight: torch.Tensor, sigma: float = 1.5, floor: float = 0.1
 ) -> torch.Tensor:
@@ -150,8 +184,10 @@ LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "r1_penalty": r1_penalty,
     "edit_magnitude": edit_magnitude,
     "colour_drift": colour_drift,
+    "colour_detail": colour_detail,
     "mask_edge_penalty": mask_edge_penalty,
     "outside_mask_penalty": outside_mask_penalty,
+    "teacher_penalty": teacher_penalty,
     "hidden_detail_penalty": hidden_detail_penalty,
     "feature_distance": feature_distance,
     "total_variation": total_variation,

@@ -15,6 +15,7 @@ from trainer.edit_stage import region_patches
 from trainer.ema import WeightAverage
 from trainer.glasses import GlassesStyle, add_glasses_batch, draw_glasses
 from trainer.losses import (
+    colour_detail,
     colour_drift,
     edit_magnitude,
     hidden_detail_penalty,
@@ -195,6 +196,25 @@ def test_colour_drift_penalises_tints_not_brightness() -> None:
     local = torch.zeros(2, 3, 64, 64)
     local[:, 0, 40:44, 28:36] = 0.2
     assert colour_drift(local).item() < 0.05 * colour_drift(violet).item()
+
+
+def test_colour_detail_penalises_coloured_specks_not_sharp_grey_edges_or_smooth_tints() -> None:
+    """Green specks on teeth count; the same pattern in grey (teeth edges, a lip's line) and a smooth
+    colour ramp (lipstick fading in) hardly do; with a mask only the specks inside the region count."""
+    grey = torch.zeros(1, 3, 32, 32)
+    grey[:, :, ::2, ::2] = 0.5
+    green = torch.zeros(1, 3, 32, 32)
+    green[:, 1, ::2, ::2] = 0.5
+    ramp = torch.zeros(1, 3, 32, 32)
+    ramp[:, 0] = torch.linspace(0.0, 0.5, 32)
+    assert colour_detail(grey).item() == pytest.approx(0.0, abs=1e-7)
+    assert colour_detail(green).item() > 0.05
+    assert colour_detail(ramp).item() < 0.05 * colour_detail(green).item()
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[:, :, 16:] = 1.0
+    outside = green.clone()
+    outside[:, :, 16:] = 0.0
+    assert colour_detail(outside, mask).item() < 0.1 * colour_detail(green, mask).item()
 
 
 def test_mask_edge_penalty_counts_the_edit_only_where_the_mask_falls_off() -> None:
