@@ -55,7 +55,14 @@ def _schedule(training: dict) -> str:
     lent = "`pack` → `fleet` on a lent GPU → `fleet-import`"
     if str(transform.get("device", "")).startswith("cuda"):
         return f"The schedule: {lent} (docs/TRAINING.md, sections 4 and 5)."
-    if str((transform.get("continued_from") or {}).get("device", "")).startswith("cuda"):
+    earlier = transform.get("continued_from") or {}
+    if earlier.get("model"):
+        taught = " with it as the frozen `--teacher`" if (training.get("recipe") or {}).get("teacher") else ""
+        return (
+            f"The schedule: the installed model {earlier['model']}'s (the rows above), then `train "
+            f"--init-transform` from its folder on the CPU{taught} (docs/TRAINING.md, section 4)."
+        )
+    if str(earlier.get("device", "")).startswith("cuda"):
         then = "then `train --init-transform` on the CPU"
         return f"The schedule: {lent}, {then} (docs/TRAINING.md, section 4)."
     return "The schedule: `scripts/train_bundled.sh` (docs/TRAINING.md, section 4)."
