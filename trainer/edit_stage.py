@@ -21,7 +21,12 @@ off in the config for the ablation (docs/ABLATION.md):
 - remove eyeglasses: synthetic pairs (trainer.glasses) — glasses drawn onto glasses-free faces, T asked
   to return the clean face (`pair_weight`) — beside the adversarial loss on real glasses faces;
 - faces that already have the target attribute kept as they are (`keep_weight`, the identity-mapping loss
-  of CycleGAN / StarGAN) — one more T pass, on D's real batch.
+  of CycleGAN / StarGAN) — one more T pass, on D's real batch;
+- `colour_detail_weight` penalises the chroma of Δ's finest detail (trainer.losses.colour_detail: green
+  and magenta specks on drawn teeth);
+- a frozen teacher (`teacher`, `teacher_weight`; an edit run or an installed model): T's edit held to the
+  teacher's inside the region (trainer.losses.teacher_penalty), so a shipped editor can be cleaned by a new
+  term without a discriminator — with `adversarial_weight` 0, D is neither trained nor asked.
 """
 
 from __future__ import annotations
