@@ -19,6 +19,21 @@ from trainer.prepare import PrepareConfig, prepare_dataset
 PER_CLASS = 12
 CROP = 64
 
+#: The bundled models (resources/models), which edit runs may go on from or be taught by.
+BUNDLED_MODELS = Path(__file__).resolve().parents[2] / "resources" / "models"
+#: Options of a tiny edit run on the astronaut set: a checkpoint and a log line every step.
+TINY_EDIT_RUN = [
+    "--discriminator-width",
+    "4",
+    "--batch-size",
+    "4",
+    "--checkpoint-every",
+    "1",
+    "--log-every",
+    "1",
+    "-q",
+]
+
 
 def _variant(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     angle = rng.uniform(-8, 8)

@@ -17,24 +17,13 @@ import torch
 
 from diat_studio.core.manifest import ModelManifest
 from diat_studio.core.registry import sha256_file
-from tests.trainer.conftest import train_new_run
+from tests.trainer.conftest import BUNDLED_MODELS, TINY_EDIT_RUN, train_new_run
 from trainer.cli import EXIT_OK, EXIT_USAGE, main
 from trainer.model_import import ModelImportError, editor_state, load_model_editor, read_model_editor
 from trainer.runs import network_state
 
-MODELS = Path(__file__).resolve().parents[2] / "resources" / "models"
+MODELS = BUNDLED_MODELS
 BUNDLED = sorted(p.name for p in MODELS.iterdir() if (p / "manifest.json").is_file())
-SMALL = [
-    "--discriminator-width",
-    "4",
-    "--batch-size",
-    "4",
-    "--checkpoint-every",
-    "1",
-    "--log-every",
-    "1",
-    "-q",
-]
 
 
 def _onnx_output(folder: Path, x: np.ndarray) -> np.ndarray:
@@ -118,7 +107,9 @@ def test_an_edit_run_goes_on_from_an_installed_model(capsys, tmp_path: Path, dat
     ) == (EXIT_USAGE)
     assert "--transform-width 8 does not match --init-transform" in capsys.readouterr().err
 
-    run = train_new_run(tmp_path / "runs", (*base, "--init-transform", str(glasses), "--lr", "0"), SMALL)
+    run = train_new_run(
+        tmp_path / "runs", (*base, "--init-transform", str(glasses), "--lr", "0"), TINY_EDIT_RUN
+    )
     model = editor_state(glasses)
     for network in ("editor", "editor_ema"):
         trained = network_state(run, network)

@@ -9,25 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.trainer.conftest import train_new_run
+from tests.trainer.conftest import BUNDLED_MODELS, TINY_EDIT_RUN, train_new_run
 from trainer.cli import EXIT_OK, EXIT_USAGE, main
 from trainer.losses import teacher_penalty
 from trainer.model_import import editor_state
 from trainer.runs import network_state
 
-MODELS = Path(__file__).resolve().parents[2] / "resources" / "models"
+MODELS = BUNDLED_MODELS
 GLASSES = MODELS / "remove-eyeglasses"
-SMALL = [
-    "--discriminator-width",
-    "4",
-    "--batch-size",
-    "4",
-    "--checkpoint-every",
-    "1",
-    "--log-every",
-    "1",
-    "-q",
-]
 
 
 def test_the_teacher_penalty_counts_only_where_the_region_is() -> None:
@@ -83,7 +72,7 @@ def test_a_taught_run_starts_at_its_teacher_and_leaves_d_alone(tmp_path: Path, d
     is neither trained nor asked: its weights are those it started from."""
     runs = tmp_path / "runs"
     base = _edit(dataset_dir)
-    with_d = train_new_run(runs, (*base, "--init-transform", str(GLASSES), "--steps", "1"), SMALL)
+    with_d = train_new_run(runs, (*base, "--init-transform", str(GLASSES), "--steps", "1"), TINY_EDIT_RUN)
     assert "d" in _losses(with_d)[0]
     taught = (
         *base,
@@ -91,7 +80,7 @@ def test_a_taught_run_starts_at_its_teacher_and_leaves_d_alone(tmp_path: Path, d
         "--teacher", str(GLASSES), "--teacher-weight", "30", "--outside-weight", "30",
         "--adversarial-weight", "0", "--colour-detail-weight", "10", "--lr", "1e-3", "--steps", "3",
     )  # fmt: skip
-    run = train_new_run(runs, taught, SMALL)
+    run = train_new_run(runs, taught, TINY_EDIT_RUN)
     losses = _losses(run)
     assert [entry["teacher"] == 0.0 for entry in losses] == [True, False, False]
     assert all("d" not in entry and "r1" not in entry for entry in losses)
