@@ -306,6 +306,19 @@ def _check_teacher(config: TrainConfig, problems: list[str]) -> None:
             problems.append(f"--teacher {config.teacher} was trained to {was}; this run trains {now}")
 
 
+def _check_discriminator_warmup(config: TrainConfig, problems: list[str]) -> None:
+    """A warm-up trains D for the adversarial term: without that term, or for the whole run, it is wasted."""
+    warmup = config.discriminator_warmup
+    if warmup < 0:
+        problems.append(f"--discriminator-warmup {warmup}: 0 (off) or more steps")
+    elif warmup > 0 and config.adversarial_weight == 0:
+        problems.append("--discriminator-warmup trains D, but --adversarial-weight 0 never asks it")
+    elif warmup >= config.steps:
+        problems.append(
+            f"--discriminator-warmup {warmup} leaves no step for the editor (--steps {config.steps})"
+        )
+
+
 # -- what each stage needs -------------------------------------------------------------------------------
 
 
@@ -340,6 +353,9 @@ def _check_needs(config: TrainConfig, problems: list[str], checked: Checked) -> 
         problems.append("--pair-weight (synthetic glasses pairs) is for removing Eyeglasses only")
     if config.stage == "edit":
         _check_teacher(config, problems)
+        _check_discriminator_warmup(config, problems)
+    if config.green_weight > 0 and config.region != "mouth":
+        problems.append("--green-weight (a mouth is never greener than red) is for mouth edits only")
     if config.inner_detail_weight > 0 and config.region != "mouth":
         problems.append("--inner-detail-weight (the teeth a closed mouth hides) is for mouth edits only")
     if config.region_box_scale != 1.0 and (config.region_box_scale <= 0 or not config.region):

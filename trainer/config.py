@@ -122,6 +122,13 @@ class TrainConfig:
     teacher_weight: float = 0.0
     """Edits: |T(x) − teacher(x)| weighted by the region's mask (trainer.losses.teacher_penalty): keeps the
     edit of `teacher` while a new term changes something else; 0 = off."""
+    green_weight: float = 0.0
+    """Mouth edits: the edited mouth's pixels greener than red, beyond the source's own
+    (trainer.losses.green_penalty: real mouths never are); 0 = off."""
+    discriminator_warmup: int = 0
+    """Edits: the run's first N steps train only D (and the region D) against the editor as it starts — T
+    and its average stay as they are — so that an editor continued with a fresh D meets one that already
+    knows its tells (trainer.edit_stage.EditStage.step); 0 = off."""
 
     # networks from earlier runs (run folders)
     init_transform: str | None = None

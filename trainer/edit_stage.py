@@ -23,10 +23,13 @@ off in the config for the ablation (docs/ABLATION.md):
 - faces that already have the target attribute kept as they are (`keep_weight`, the identity-mapping loss
   of CycleGAN / StarGAN) — one more T pass, on D's real batch;
 - `colour_detail_weight` penalises the chroma of Δ's finest detail (trainer.losses.colour_detail: green
-  and magenta specks on drawn teeth);
+  and magenta specks on drawn teeth); `green_weight` a mouth's pixels greener than red
+  (trainer.losses.green_penalty: a hue prior against the mint-green teeth open mouth drew);
 - a frozen teacher (`teacher`, `teacher_weight`; an edit run or an installed model): T's edit held to the
   teacher's inside the region (trainer.losses.teacher_penalty), so a shipped editor can be cleaned by a new
-  term without a discriminator — with `adversarial_weight` 0, D is neither trained nor asked.
+  term without a discriminator — with `adversarial_weight` 0, D is neither trained nor asked;
+- a discriminator warm-up (`discriminator_warmup`): the first N steps train D alone against the editor as
+  it starts, for a run continued from a model whose own D is gone.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from trainer.losses import (
     edit_magnitude,
     feature_distance,
     gan_losses,
+    green_penalty,
     hidden_detail_penalty,
     mask_edge_penalty,
     outside_mask_penalty,
@@ -227,6 +231,16 @@ class EditStage(Stage):
         real = real_batch["image"]
         losses: dict[str, float] = {}
 
+        if step <= config.discriminator_warmup:
+            # D alone learns the starting editor's tells; T and its average wait (no T loss is computed)
+            with torch.no_grad(), self.autocast():
+                out, _ = self.edit(self.T, x, mask)
+            losses.update(self._discriminator_step(step, real, real_batch["landmarks"], out, source))
+            with torch.no_grad(), self.autocast():
+                fooled = sum(self.gan_g(logit) for logit in self.judge(out, source["landmarks"]))
+            losses["adversarial"] = float(fooled)
+            return losses
+
         # T runs once per step: its output, detached, is D's fake; with the graph kept, T's own loss
         # (after D's update, as in the alternating scheme) — one T forward fewer than two separate passes
         with self.autocast():
@@ -291,6 +305,10 @@ class EditStage(Stage):
                 specks = colour_detail(delta, mask)
                 loss = loss + config.colour_detail_weight * specks
                 losses["colour_detail"] = specks.item()
+            if config.green_weight > 0 and mask is not None:
+                green = green_penalty(out, x, mask)
+                loss = loss + config.green_weight * green
+                losses["green"] = green.item()
             if self.teacher is not None:
                 with torch.no_grad():
                     taught, _ = self.edit(self.teacher, x, mask)

@@ -302,6 +302,7 @@ def _training_summary(
                         "inner_detail_weight",
                         "colour_detail_weight",
                         "teacher_weight",
+                        "green_weight",
                     )
                     if recipe
                     else ()
@@ -321,6 +322,7 @@ def _training_summary(
                     if config.get("attribute_classifier")
                     else None,
                     "teacher": Path(config["teacher"]).name if config.get("teacher") else None,
+                    "discriminator_warmup": int(config.get("discriminator_warmup", 0)),
                 }
             }
             if recipe

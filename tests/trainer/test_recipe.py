@@ -18,6 +18,7 @@ from trainer.losses import (
     colour_detail,
     colour_drift,
     edit_magnitude,
+    green_penalty,
     hidden_detail_penalty,
     hinge_discriminator,
     hinge_generator,
@@ -215,6 +216,25 @@ def test_colour_detail_penalises_coloured_specks_not_sharp_grey_edges_or_smooth_
     outside = green.clone()
     outside[:, :, 16:] = 0.0
     assert colour_detail(outside, mask).item() < 0.1 * colour_detail(green, mask).item()
+
+
+def test_green_penalty_counts_a_mouth_greener_than_red_beyond_the_photos_own_green() -> None:
+    """Mint-green teeth count; white teeth, red lips and grey shadow do not; a green-lit source keeps its
+    own green; only pixels inside the region count."""
+    def rgb(r: float, g: float, b: float) -> torch.Tensor:
+        return torch.tensor([r, g, b]).view(1, 3, 1, 1).expand(1, 3, 16, 16).clone()
+
+    lips, mask = rgb(0.3, -0.4, -0.3), torch.ones(1, 1, 16, 16)
+    for natural in (rgb(0.8, 0.8, 0.7), lips, rgb(-0.5, -0.5, -0.5)):  # teeth, lips, shadow
+        assert green_penalty(natural, lips, mask).item() == 0.0
+    mint = rgb(0.5, 0.7, 0.6)
+    assert green_penalty(mint, lips, mask).item() == pytest.approx(0.2 - 4 / 127.5, abs=1e-6)
+    assert green_penalty(mint, rgb(0.0, 0.2, 0.0), mask).item() == 0.0  # as green as its green-lit source
+    half = torch.zeros(1, 1, 16, 16)
+    half[..., :8] = 1.0
+    outside = mint.clone()
+    outside[..., :8] = lips[..., :8]
+    assert green_penalty(outside, lips, half).item() == 0.0
 
 
 def test_mask_edge_penalty_counts_the_edit_only_where_the_mask_falls_off() -> None:

@@ -62,6 +62,13 @@ def test_inner_detail_and_the_region_box_are_for_local_edits_and_d_starts_from_a
         )
     assert main([*arguments, "--region", "mouth", "--inner-detail-weight", "10"]) == EXIT_OK
     assert '"inner_detail_weight": 10.0' in capsys.readouterr().out
+    for region in ([], ["--region", "eyes"]):
+        assert main([*arguments, *region, "--green-weight", "100"]) == EXIT_USAGE
+        assert "--green-weight (a mouth is never greener than red) is for mouth edits only" in (
+            capsys.readouterr().err
+        )
+    assert main([*arguments, "--region", "mouth", "--green-weight", "100"]) == EXIT_OK
+    assert '"green_weight": 100.0' in capsys.readouterr().out
     for box in ([], ["--region", "mouth", "--region-box-scale", "0"]):
         assert main([*arguments, *box[:2], "--region-box-scale", "1.6", *box[2:]]) == EXIT_USAGE
         assert "the region D's box of a local edit (--region), more than 0" in capsys.readouterr().err
