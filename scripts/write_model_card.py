@@ -37,6 +37,8 @@ INFO = {
         "raw output's change outside the mask, 99th percentile (grey levels; never pasted)",
         "{:.1f}",
     ),
+    "green_mouth_pixels": ("mouth pixels the edit made greener than red (real mouths: 0.01%)", "{:.2%}"),
+    "green_mouth_faces_over_2pct": ("faces with more than 2% of their mouth made green", "{:.1%}"),
     "sharpness_ratio": ("sharpness ratio inside the mask (1 = as the photo)", "{:.2f}"),
     "attribute_rate_before_edit": ("evaluator says 'target' before editing", "{:.1%}"),
 }

@@ -62,6 +62,7 @@ from trainer.measures import (
     blur_sigma,
     composite,
     delta_e_per_face,
+    green_fraction,
     grey_fraction,
     outer_feather_change,
     random_rows,
@@ -121,6 +122,7 @@ class _Scores:
     psnrs: list[float] = field(default_factory=list)
     outer_feather: list[float] = field(default_factory=list)
     raw_outside: list[float] = field(default_factory=list)
+    green: list[float] = field(default_factory=list)
     sharpness: list[float] = field(default_factory=list)
 
 
@@ -198,6 +200,9 @@ def evaluate_model(
         metrics["outer_feather_change_p99"] = round(float(np.mean(main.outer_feather)), 1)
         metrics["outer_feather_faces_over_8"] = round(float(np.mean(np.asarray(main.outer_feather) > 8)), 4)
         metrics["raw_outside_change_p99"] = round(float(np.mean(main.raw_outside)), 1)
+    if main.green:
+        metrics["green_mouth_pixels"] = round(float(np.mean(main.green)), 5)
+        metrics["green_mouth_faces_over_2pct"] = round(float(np.mean(np.asarray(main.green) > 0.02)), 4)
     if main.sharpness:
         metrics["sharpness_ratio"] = round(float(np.median(main.sharpness)), 3)
 
@@ -321,6 +326,8 @@ class _Judge:
                     scores.psnrs.append(99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse))
                     scores.outer_feather.append(outer_feather_change(crops[i], edited[i], masks[i]))
                     scores.raw_outside.append(raw_outside_change(crops[i], output[i], masks[i]))
+                if self.region == RegionKind.MOUTH:
+                    scores.green.append(green_fraction(crops[i], edited[i], masks[i]))
                 inside = masks[i] > 0.5
                 if inside.any():
                     scores.sharpness.append(_detail(edited[i], inside) / max(_detail(crops[i], inside), 1e-6))

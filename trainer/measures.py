@@ -69,6 +69,25 @@ def raw_outside_change(crop: np.ndarray, output: np.ndarray, mask: np.ndarray, q
     return float(np.percentile(change[outside], q))
 
 
+#: Grey levels by which a pixel's green may exceed its red (beyond the photo's own) before it reads green.
+GREEN_LEVELS = 4.0
+
+
+def green_fraction(crop: np.ndarray, edited: np.ndarray, mask: np.ndarray) -> float:
+    """The fraction of the region's pixels (m > 0.5) that the edit made greener than red: G − R of the
+    edited face above the photo's own (when that is positive) by more than GREEN_LEVELS.
+
+    Real mouths are never green (0.01% of held-out open-mouth pixels); the open-mouth editor painted
+    mint-green teeth under a moustache, which a mean ΔE or the realism test hardly sees on one face in 30
+    (trainer.losses.green_penalty is the training term)."""
+    inside = mask > 0.5
+    if not inside.any():
+        return 0.0
+    own = np.maximum(crop[..., 1].astype(np.float32) - crop[..., 0], 0.0)
+    made = edited[..., 1].astype(np.float32) - edited[..., 0]
+    return float((made[inside] > own[inside] + GREEN_LEVELS).mean())
+
+
 def blur_sigma(size: int) -> float:
     """The blur control's σ in pixels for S×S crops."""
     return BLUR_SIGMA_AT_128 * size / 128.0

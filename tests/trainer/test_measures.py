@@ -12,6 +12,7 @@ from trainer.measures import (
     blur_inside,
     blur_sigma,
     composite,
+    green_fraction,
     grey_fraction,
     mean_delta_e_faces,
     outer_feather_change,
@@ -147,3 +148,25 @@ def test_target_rate_counts_what_the_classifier_calls_the_target_across_batches(
     images[:3] = 255  # three bright, two dark; batch 2 splits them across three batches
     assert target_rate(Brightness(), images, 1, batch=2) == 0.6
     assert target_rate(Brightness(), images, 0, batch=2) == 0.4
+
+
+def test_the_green_measure_counts_mint_teeth_not_the_photos_own_green_or_a_change_outside(
+    crops: np.ndarray,
+) -> None:
+    """Mint-green teeth painted on a quarter of the region count as that quarter; white teeth, the unedited
+    photo and a green patch outside the region (m ≤ 0.5) do not; a green-lit photo keeps its own green."""
+    crop = crops[0]
+    mask = np.zeros((SIZE, SIZE), np.float32)
+    mask[12:36, 12:36] = 1.0
+    assert green_fraction(crop, crop, mask) == 0.0
+    mint, white = crop.copy(), crop.copy()
+    mint[12:24, 12:24] = (150, 210, 180)
+    white[12:24, 12:24] = (235, 232, 220)
+    assert green_fraction(crop, mint, mask) == pytest.approx(0.25)
+    assert green_fraction(crop, white, mask) == 0.0
+    outside = crop.copy()
+    outside[:10] = (150, 210, 180)
+    assert green_fraction(crop, outside, mask) == 0.0
+    green_lit = np.full_like(crop, (120, 160, 120))
+    assert green_fraction(green_lit, green_lit, mask) == 0.0
+    assert green_fraction(crop, mint, np.zeros_like(mask)) == 0.0
