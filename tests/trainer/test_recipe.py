@@ -221,6 +221,7 @@ def test_colour_detail_penalises_coloured_specks_not_sharp_grey_edges_or_smooth_
 def test_green_penalty_counts_a_mouth_greener_than_red_beyond_the_photos_own_green() -> None:
     """Mint-green teeth count; white teeth, red lips and grey shadow do not; a green-lit source keeps its
     own green; only pixels inside the region count."""
+
     def rgb(r: float, g: float, b: float) -> torch.Tensor:
         return torch.tensor([r, g, b]).view(1, 3, 1, 1).expand(1, 3, 16, 16).clone()
 
