@@ -206,6 +206,20 @@ def inner_mouth_masks(
     return masks
 
 
+#: The outer lips' landmarks (dlib's 68-point scheme), in order around the mouth.
+OUTER_LIPS = tuple(range(48, 60))
+
+
+def lip_ring_masks(landmarks: np.ndarray, size: int, inner: np.ndarray) -> np.ndarray:
+    """N×1×S×S float32 0/1 masks of the lips themselves: inside the outer lips' polygon, outside `inner`
+    (inner_mouth_masks' teeth region) — where a mouth's own lip colour is read."""
+    rings = np.zeros((len(landmarks), 1, size, size), np.float32)
+    for index, marks in enumerate(np.asarray(landmarks, np.float64)):
+        outer = Polygon.from_array(marks[list(OUTER_LIPS)]).fill(size, size) > 0
+        rings[index, 0] = outer & (inner[index, 0] == 0)
+    return rings
+
+
 def to_tensor(images: np.ndarray) -> torch.Tensor:
     """N×H×W×3 uint8 → N×3×H×W float32 in [-1, 1]."""
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)

@@ -25,6 +25,8 @@ off in the config for the ablation (docs/ABLATION.md):
 - `colour_detail_weight` penalises the chroma of Δ's finest detail (trainer.losses.colour_detail: green
   and magenta specks on drawn teeth); `green_weight` a mouth's pixels greener than red
   (trainer.losses.green_penalty: a hue prior against the mint-green teeth open mouth drew);
+  `lip_colour_weight` asks a closed mouth to be as red where the teeth were as the lips around them
+  (trainer.losses.lip_colour_penalty: the grey and olive mouths close mouth made of broad smiles);
 - a frozen teacher (`teacher`, `teacher_weight`; an edit run or an installed model): T's edit held to the
   teacher's inside the region (trainer.losses.teacher_penalty), so a shipped editor can be cleaned by a new
   term without a discriminator — with `adversarial_weight` 0, D is neither trained nor asked;
@@ -45,7 +47,7 @@ import torch.nn.functional as F
 from diat_studio.core.regions import RegionKind
 from trainer.augment import DiffAugment
 from trainer.config import editor_options
-from trainer.data import inner_mouth_masks, to_tensor, to_uint8
+from trainer.data import inner_mouth_masks, lip_ring_masks, to_tensor, to_uint8
 from trainer.ema import WeightAverage
 from trainer.glasses import add_glasses_batch
 from trainer.identity import SAME_PERSON_DISTANCE
@@ -57,6 +59,7 @@ from trainer.losses import (
     gan_losses,
     green_penalty,
     hidden_detail_penalty,
+    lip_colour_penalty,
     mask_edge_penalty,
     outside_mask_penalty,
     r1_penalty,
@@ -296,11 +299,19 @@ class EditStage(Stage):
                 outside = outside_mask_penalty(raw_delta, mask)
                 loss = loss + config.outside_weight * outside
                 losses["outside"] = outside.item()
+            if config.inner_detail_weight > 0 or config.lip_colour_weight > 0:
+                marks = source["landmarks"].cpu().numpy()
+                inner = inner_mouth_masks(marks, x.shape[-1])
+                inner_t = torch.from_numpy(inner).to(out.device)
             if config.inner_detail_weight > 0:
-                inner = inner_mouth_masks(source["landmarks"].cpu().numpy(), x.shape[-1])
-                hidden = hidden_detail_penalty(out, torch.from_numpy(inner).to(out.device))
+                hidden = hidden_detail_penalty(out, inner_t)
                 loss = loss + config.inner_detail_weight * hidden
                 losses["inner_detail"] = hidden.item()
+            if config.lip_colour_weight > 0:
+                lips = torch.from_numpy(lip_ring_masks(marks, x.shape[-1], inner)).to(out.device)
+                unred = lip_colour_penalty(out, x, inner_t, lips)
+                loss = loss + config.lip_colour_weight * unred
+                losses["lip_colour"] = unred.item()
             if config.colour_detail_weight > 0:
                 specks = colour_detail(delta, mask)
                 loss = loss + config.colour_detail_weight * specks

@@ -303,6 +303,7 @@ def _training_summary(
                         "colour_detail_weight",
                         "teacher_weight",
                         "green_weight",
+                        "lip_colour_weight",
                     )
                     if recipe
                     else ()

@@ -133,6 +133,43 @@ def green_penalty(out: torch.Tensor, source: torch.Tensor, mask: torch.Tensor) -
     return (excess * mask).sum() / mask.sum().clamp_min(1.0)
 
 
+def lab_a(images: torch.Tensor) -> torch.Tensor:
+    """CIE L*a*b* a* (green − / red +) of N×3×H×W sRGB images on [-1, 1] (D65), differentiable: N×1×H×W."""
+    rgb = ((images.float() + 1.0) / 2.0).clamp(0.0, 1.0)
+    linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055).clamp_min(1e-6) ** 2.4, rgb / 12.92)
+    r, g, b = linear[:, 0:1], linear[:, 1:2], linear[:, 2:3]
+    x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047
+    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    def f(t: torch.Tensor) -> torch.Tensor:
+        return torch.where(t > 0.008856, t.clamp_min(1e-6) ** (1.0 / 3.0), 7.787 * t + 16.0 / 116.0)
+
+    return 500.0 * (f(x) - f(y))
+
+
+def lip_colour_penalty(
+    out: torch.Tensor, source: torch.Tensor, hidden: torch.Tensor, lips: torch.Tensor, margin: float = 8.0
+) -> torch.Tensor:
+    """Closing a mouth: where the teeth were (`hidden`, trainer.data.inner_mouth_masks) the edited face's
+    a* (redness, CIE Lab) below the source's own lips' mean a* (`lips`, trainer.data.lip_ring_masks) by
+    more than `margin`, in a* units / 100, averaged over the hidden region.
+
+    The close-mouth editor closed broad toothy smiles into grey and olive-green mouths — still redder than
+    green (R > G), so no hue test of "green" sees them, but far less red than lips: 10% of the pixels where
+    the teeth were sit more than 8 a* units below the lips around them, against 4% of the same region in
+    real closed mouths (200 held-out faces each). The lips' colour is the photo's own, so pale and dark
+    lips, and the light of the photo, set their own bar."""
+    a_out = lab_a(out)
+    with torch.no_grad():
+        a_source = lab_a(source)
+        lips_a = (a_source * lips).sum(dim=(2, 3), keepdim=True) / lips.sum(
+            dim=(2, 3), keepdim=True
+        ).clamp_min(1.0)
+        has_lips = (lips.sum(dim=(2, 3), keepdim=True) > 0).float()
+    shortfall = F.relu(lips_a - margin - a_out) * has_lips / 100.0
+    return (shortfall * hidden).sum() / hidden.sum().clamp_min(1.0)
+
+
 def hidden_detail_penalty(
     out: torch.Tensor, weight: torch.Tensor, sigma: float = 1.5, floor: float = 0.1
 ) -> torch.Tensor:
@@ -205,6 +242,7 @@ LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "colour_drift": colour_drift,
     "colour_detail": colour_detail,
     "green_penalty": green_penalty,
+    "lip_colour_penalty": lip_colour_penalty,
     "mask_edge_penalty": mask_edge_penalty,
     "outside_mask_penalty": outside_mask_penalty,
     "teacher_penalty": teacher_penalty,

@@ -10,7 +10,7 @@ from torch import nn
 from diat_studio.core.alignment import CanonicalTemplate
 from diat_studio.core.regions import Polygon, RegionKind
 from trainer.augment import DiffAugment, colour, cutout, translation
-from trainer.data import inner_mouth_masks, region_masks
+from trainer.data import inner_mouth_masks, lip_ring_masks, region_masks
 from trainer.edit_stage import region_patches
 from trainer.ema import WeightAverage
 from trainer.glasses import GlassesStyle, add_glasses_batch, draw_glasses
@@ -22,6 +22,8 @@ from trainer.losses import (
     hidden_detail_penalty,
     hinge_discriminator,
     hinge_generator,
+    lab_a,
+    lip_colour_penalty,
     mask_edge_penalty,
     outside_mask_penalty,
     r1_penalty,
@@ -290,6 +292,53 @@ def test_inner_mouth_mask_covers_what_lies_between_the_lips(astronaut, astronaut
     closed = marks.copy()
     closed[61:64] = closed[[67, 66, 65]]  # the upper inner lip down on the lower one
     assert inner_mouth_masks(closed[None], 128).sum() == 0.0
+
+
+def test_lab_a_is_opencvs_a_star() -> None:
+    import cv2
+
+    image = np.random.default_rng(3).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    reference = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)[..., 1]
+    tensor = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+    assert np.abs(lab_a(tensor)[0, 0].numpy() - reference).max() < 0.5
+
+
+def test_lip_colour_penalty_counts_grey_where_the_teeth_were_not_red_lips_or_pale_lips() -> None:
+    """Where the teeth were, an olive-grey closed mouth falls short of the photo's own lips' redness and
+    counts; lips as red as the source's, or a little paler (within the margin), do not; pale lips set a
+    low bar of their own; a face without a hidden region or lips counts nothing."""
+
+    def colour(r: int, g: int, b: int) -> torch.Tensor:
+        return (torch.tensor([r, g, b]).view(1, 3, 1, 1).float() / 127.5 - 1.0).expand(1, 3, 16, 16).clone()
+
+    hidden = torch.zeros(1, 1, 16, 16)
+    hidden[..., 6:10, 4:12] = 1.0
+    lips = torch.zeros(1, 1, 16, 16)
+    lips[..., 3:6, 4:12] = lips[..., 10:13, 4:12] = 1.0
+    red_lips, olive = colour(178, 110, 110), colour(136, 124, 95)
+    closed = red_lips.clone()
+    closed[..., 6:10, 4:12] = olive[..., 6:10, 4:12]
+    assert lip_colour_penalty(red_lips, red_lips, hidden, lips).item() == 0.0
+    assert lip_colour_penalty(closed, red_lips, hidden, lips).item() > 0.15  # ~ (a* 30 − 8 − 2) / 100
+    paler = colour(178, 122, 118)  # a few a* units less red than the lips
+    assert 0 < float(lab_a(red_lips)[0, 0, 0, 0] - lab_a(paler)[0, 0, 0, 0]) < 8
+    assert lip_colour_penalty(paler, red_lips, hidden, lips).item() == 0.0
+    pale_lips = colour(150, 135, 115)  # nearly as un-red as the olive: its own low bar
+    assert lip_colour_penalty(olive, pale_lips, hidden, lips).item() == 0.0
+    assert lip_colour_penalty(closed, red_lips, torch.zeros_like(hidden), lips).item() == 0.0
+    assert lip_colour_penalty(closed, red_lips, hidden, torch.zeros_like(lips)).item() == 0.0
+
+
+def test_lip_ring_masks_are_the_lips_around_the_hidden_region(astronaut, astronaut_face) -> None:
+    from diat_studio.core.alignment import align_face
+
+    aligned = align_face(astronaut, astronaut_face.landmarks, CanonicalTemplate(size=128))
+    marks = aligned.to_crop(astronaut_face.landmarks)[None]
+    inner = inner_mouth_masks(marks, 128)
+    rings = lip_ring_masks(marks, 128, inner)
+    assert rings.sum() > 20 and not (rings * inner).any()
+    outer = Polygon.from_array(marks[0, 48:60]).fill(128, 128)
+    assert rings[0, 0].sum() + (inner[0, 0] * outer).sum() == pytest.approx(outer.sum())
 
 
 def test_outside_mask_penalty_counts_only_the_raw_edit_where_the_mask_is_zero() -> None:

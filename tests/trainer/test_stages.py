@@ -429,7 +429,8 @@ def test_an_edit_run_continued_with_a_detail_gate_exports_it(
 def test_a_mouth_edit_hides_the_inner_mouth_and_starts_from_an_earlier_d(
     chain: dict[str, Path], dataset_dir: Path, tmp_path: Path
 ) -> None:
-    """--inner-detail-weight and --green-weight are logged as losses of a mouth edit; --init-discriminator
+    """--inner-detail-weight, --green-weight and --lip-colour-weight are logged as losses of a mouth edit
+    (this set's "mouth" edit removes an attribute, as closing a mouth does); --init-discriminator
     loads D and the region D of an earlier edit run (with their learning rate 0 they are still exactly
     those weights after the run, the spectral norm's power-iteration buffers aside)."""
     run = train(
@@ -437,11 +438,11 @@ def test_a_mouth_edit_hides_the_inner_mouth_and_starts_from_an_earlier_d(
         "--attribute", "Eyeglasses", "--direction", "remove", "--region", "mouth",
         "--steps", "2", "--gan-loss", "hinge", "--init-transform", str(chain["edit"]),
         "--init-discriminator", str(chain["edit"]), "--lr-discriminator", "0", "--r1-weight", "0",
-        "--inner-detail-weight", "10", "--green-weight", "100",
+        "--inner-detail-weight", "10", "--green-weight", "100", "--lip-colour-weight", "50",
     )  # fmt: skip
     losses = [r["losses"] for r in JsonlLog(run / "log.jsonl").read() if "losses" in r]
     assert all("inner_detail" in step and np.isfinite(step["inner_detail"]) for step in losses)
-    assert all("green" in step and step["green"] >= 0.0 for step in losses)
+    assert all(step["green"] >= 0.0 and step["lip_colour"] >= 0.0 for step in losses)
     for name in ("discriminator", "region_discriminator"):
         before, after = network_state(chain["edit"], name), network_state(run, name)
         learned = [key for key in before if not key.endswith(("_u", "_v"))]
