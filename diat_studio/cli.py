@@ -14,6 +14,7 @@ import argparse
 import platform
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -31,8 +32,12 @@ _COMMANDS = ("batch", "models", "info")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    guard = _StartupInterrupts()
     try:
-        return _main(argv)
+        with guard:
+            code = _main(argv)
+            guard.raise_if_seen()  # a swallowed Ctrl-C in a command that never reached a checkpoint
+            return code
     except KeyboardInterrupt:  # Ctrl-C before a command could install its own handling (imports, models)
         pass
     except Exception as exc:
@@ -40,6 +45,60 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
     print("\ndiat-studio: interrupted", file=sys.stderr)
     return EXIT_CANCELLED
+
+
+class _StartupInterrupts:
+    """Ctrl-C before a command installs its own handling, remembered as well as raised.
+
+    Python runs some code where it cannot propagate an exception — weak-reference callbacks such as
+    the import system's module locks — and only prints "Exception ignored in ..." for a KeyboardInterrupt
+    raised there; the Ctrl-C would be lost and a batch would run on. While active, SIGINT is recorded
+    before it is raised, a swallowed KeyboardInterrupt is not printed, and `raise_if_seen` (called at
+    the points where a command is about to start its work) raises it again.
+    """
+
+    _current: _StartupInterrupts | None = None
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._previous_handler: object = None
+        self._previous_hook = sys.unraisablehook
+
+    def __enter__(self) -> _StartupInterrupts:
+        _StartupInterrupts._current = self
+        self._previous_hook = sys.unraisablehook
+        sys.unraisablehook = self._unraisable
+        if threading.current_thread() is threading.main_thread() and (
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):  # left alone when ignored (`nohup`, background jobs) or handled by whoever embeds us
+            self._previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        sys.unraisablehook = self._previous_hook
+        if self._previous_handler is not None and signal.getsignal(signal.SIGINT) == self._on_sigint:
+            signal.signal(signal.SIGINT, self._previous_handler)  # type: ignore[arg-type]
+        _StartupInterrupts._current = None
+
+    def _on_sigint(self, _signum: int, _frame: FrameType | None) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def _unraisable(self, unraisable: sys.UnraisableHookArgs) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            self.seen = True
+            return
+        self._previous_hook(unraisable)
+
+    def raise_if_seen(self) -> None:
+        if self.seen:
+            raise KeyboardInterrupt
+
+
+def _raise_if_interrupted_at_startup() -> None:
+    """A checkpoint: Ctrl-C that Python swallowed while the command started up cancels it here."""
+    if _StartupInterrupts._current is not None:
+        _StartupInterrupts._current.raise_if_seen()
 
 
 def _interrupted(exc: BaseException) -> bool:
@@ -72,6 +131,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_OK
     from diat_studio.gui.app import run_gui
 
+    _raise_if_interrupted_at_startup()
     return run_gui(args)
 
 
@@ -256,6 +316,7 @@ def _run_batch(options: argparse.Namespace) -> int:
         )
         runner.cancel()
 
+    _raise_if_interrupted_at_startup()
     # A signal ignored by whoever started us (`nohup`, a background job) stays ignored.
     stoppers = [
         signum for signum in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(signum) != signal.SIG_IGN

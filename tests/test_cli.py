@@ -417,3 +417,33 @@ def test_no_detail_pastes_the_enlarged_crop(
         face = out[300:500, 560:780]
         detail[name] = float(cv2.Laplacian(face, cv2.CV_32F).var())
     assert detail["kept"] > 1.5 * detail["off"]
+
+
+def test_7_b_ctrl_c_that_python_swallows_during_start_up_still_cancels(
+    photos: Path, tmp_path: Path, models_root: Path, isolated_user_dirs, capsys, monkeypatch
+) -> None:
+    """Ctrl-C while Python is importing can land in a callback whose exceptions Python only prints
+    ("Exception ignored in ..."): the batch must still stop with 130 instead of running every photo."""
+    import weakref
+
+    from diat_studio.core import registry
+
+    default = registry.ModelRegistry.default
+
+    def interrupted_inside_a_callback(*args, **kwargs):
+        class Lock:
+            pass
+
+        lock = Lock()
+        watcher = weakref.ref(lock, lambda _ref: os.kill(os.getpid(), signal.SIGINT))
+        del lock  # the callback runs here and the KeyboardInterrupt raised in it is swallowed
+        assert watcher() is None
+        return default(*args, **kwargs)
+
+    monkeypatch.setattr(registry.ModelRegistry, "default", staticmethod(interrupted_inside_a_callback))
+    out = tmp_path / "out"
+    assert main(batch_argv(photos, out, models_root, "-q")) == 130
+    err = capsys.readouterr().err
+    assert "KeyboardInterrupt" not in err and "Exception ignored" not in err
+    assert err.strip().splitlines()[-1].startswith("diat-studio:")
+    assert not list(out.glob("*.jpg")) if out.exists() else True
