@@ -39,6 +39,12 @@ INFO = {
     ),
     "green_mouth_pixels": ("mouth pixels the edit made greener than red (real mouths: 0.01%)", "{:.2%}"),
     "green_mouth_faces_over_2pct": ("faces with more than 2% of their mouth made green", "{:.1%}"),
+    "faded_lips_pixels": (
+        "where the teeth were, pixels over 8 a* units less red than the face's own lips "
+        "(real closed mouths: 4.4%)",
+        "{:.1%}",
+    ),
+    "faded_lips_faces_over_30pct": ("faces with more than 30% of that region faded (real: 1.0%)", "{:.1%}"),
     "sharpness_ratio": ("sharpness ratio inside the mask (1 = as the photo)", "{:.2f}"),
     "attribute_rate_before_edit": ("evaluator says 'target' before editing", "{:.1%}"),
 }

@@ -55,13 +55,14 @@ from diat_studio.core.manifest import ModelManifest
 from diat_studio.core.pipeline import DEFAULT_FEATHER, edit_crops, enhance_crops
 from diat_studio.core.regions import RegionKind
 from diat_studio.core.registry import ModelRegistry
-from trainer.data import PreparedDataset, region_masks, to_tensor
+from trainer.data import PreparedDataset, inner_mouth_masks, lip_ring_masks, region_masks, to_tensor
 from trainer.identity import SAME_PERSON_DISTANCE, FaceIdentity
 from trainer.measures import (
     blur_inside,
     blur_sigma,
     composite,
     delta_e_per_face,
+    faded_lips_fraction,
     green_fraction,
     grey_fraction,
     outer_feather_change,
@@ -123,6 +124,7 @@ class _Scores:
     outer_feather: list[float] = field(default_factory=list)
     raw_outside: list[float] = field(default_factory=list)
     green: list[float] = field(default_factory=list)
+    faded_lips: list[float] = field(default_factory=list)
     sharpness: list[float] = field(default_factory=list)
 
 
@@ -203,6 +205,9 @@ def evaluate_model(
     if main.green:
         metrics["green_mouth_pixels"] = round(float(np.mean(main.green)), 5)
         metrics["green_mouth_faces_over_2pct"] = round(float(np.mean(np.asarray(main.green) > 0.02)), 4)
+    if main.faded_lips:
+        metrics["faded_lips_pixels"] = round(float(np.mean(main.faded_lips)), 4)
+        metrics["faded_lips_faces_over_30pct"] = round(float(np.mean(np.asarray(main.faded_lips) > 0.3)), 4)
     if main.sharpness:
         metrics["sharpness_ratio"] = round(float(np.median(main.sharpness)), 3)
 
@@ -304,7 +309,8 @@ class _Judge:
         """Edit `rows` (composited through their masks) and score every face."""
         scores = _Scores()
         for start in range(0, len(rows), self.batch_size):
-            crops, masks = self.inputs(rows[start : start + self.batch_size])
+            batch_rows = rows[start : start + self.batch_size]
+            crops, masks = self.inputs(batch_rows)
             _, output = edit_crops(self.model, crops, masks)
             edited = composite(crops, output, masks)
             scores.edited += list(edited)
@@ -331,7 +337,17 @@ class _Judge:
                 inside = masks[i] > 0.5
                 if inside.any():
                     scores.sharpness.append(_detail(edited[i], inside) / max(_detail(crops[i], inside), 1e-6))
+            if self.region == RegionKind.MOUTH and self.target == 0:  # closing: the teeth become lips
+                scores.faded_lips += self.faded_lips(batch_rows, crops, edited)
         return scores
+
+    def faded_lips(self, rows: np.ndarray, crops: np.ndarray, edited: np.ndarray) -> list[float]:
+        """Per face with its mouth open, where the teeth were: the share less red than its own lips."""
+        landmarks = np.asarray(self.dataset.landmarks[rows])
+        teeth = inner_mouth_masks(landmarks, self.dataset.size)
+        lips = lip_ring_masks(landmarks, self.dataset.size, teeth)
+        shares = (faded_lips_fraction(crops[i], edited[i], teeth[i, 0], lips[i, 0]) for i in range(len(rows)))
+        return [share for share in shares if share is not None]
 
     def grey_check(self, rows: np.ndarray) -> tuple[float, float]:
         """Fractions of grey-made faces still grey after editing: (the app's path, the networks alone)."""

@@ -12,6 +12,8 @@ Each one is a small function on uint8 crops (N×S×S×3) and soft masks (N×S×S
   this blur has learned to smear, not to edit.
 - `delta_e_per_face` / `mean_delta_e_faces`: the mean CIE76 ΔE inside the mask between input and edited
   crops (per face, then averaged over faces), with the app's own Lab conversion (diat_studio.core.colour).
+- `green_fraction` / `faded_lips_fraction`: mouth pixels an edit made greener than red, and (closing a
+  mouth) where the teeth were, pixels less red than the photo's own lips.
 - `grey_fraction`: how many images are black and white by the app's own rule (`colour.is_grey`).
 - `random_rows`: a seeded random order of rows, for grids that are drawn, not chosen.
 """
@@ -86,6 +88,32 @@ def green_fraction(crop: np.ndarray, edited: np.ndarray, mask: np.ndarray) -> fl
     own = np.maximum(crop[..., 1].astype(np.float32) - crop[..., 0], 0.0)
     made = edited[..., 1].astype(np.float32) - edited[..., 0]
     return float((made[inside] > own[inside] + GREEN_LEVELS).mean())
+
+
+#: CIE a* units by which a closed mouth may be less red than the photo's own lips before it reads grey.
+FADED_LIP_UNITS = 8.0
+
+
+def faded_lips_fraction(
+    crop: np.ndarray, edited: np.ndarray, teeth: np.ndarray, lips: np.ndarray, units: float = FADED_LIP_UNITS
+) -> float | None:
+    """Closing a mouth: the fraction of where the teeth were (`teeth`, 0/1) whose CIE a* (redness) in the
+    edited face is more than `units` below the mean a* of the photo's own lips (`lips`, 0/1: the outer lips'
+    polygon around the teeth); None when the face has no teeth region or no lips to read.
+
+    Broad toothy smiles closed into grey and olive-green mouths that are still redder than green, so
+    `green_fraction` cannot see them; in real closed mouths 4% of that region falls short (1% of faces
+    above 30%), in real open mouths 24% (trainer.losses.lip_colour_penalty is the training term)."""
+    teeth, lips = teeth > 0, lips > 0
+    if not teeth.any() or not lips.any():
+        return None
+    own = _lab_a(crop)[lips].mean()
+    return float((_lab_a(edited)[teeth] < own - units).mean())
+
+
+def _lab_a(image: np.ndarray) -> np.ndarray:
+    """CIE a* of an sRGB uint8 image (OpenCV's 8-bit Lab keeps a* + 128 unscaled)."""
+    return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2LAB)[..., 1].astype(np.float32) - 128.0
 
 
 def blur_sigma(size: int) -> float:

@@ -12,6 +12,7 @@ from trainer.measures import (
     blur_inside,
     blur_sigma,
     composite,
+    faded_lips_fraction,
     green_fraction,
     grey_fraction,
     mean_delta_e_faces,
@@ -170,3 +171,31 @@ def test_the_green_measure_counts_mint_teeth_not_the_photos_own_green_or_a_chang
     green_lit = np.full_like(crop, (120, 160, 120))
     assert green_fraction(green_lit, green_lit, mask) == 0.0
     assert green_fraction(crop, mint, np.zeros_like(mask)) == 0.0
+
+
+def test_the_faded_lips_measure_counts_grey_and_olive_closed_mouths_against_the_photos_own_lips() -> None:
+    """Where the teeth were, a closed mouth as red as the lips around it counts 0; grey lips count, and so do
+    olive lips that are still redder than green (which the green measure misses); a face without a teeth
+    region or without lips to read has no score."""
+    crop = np.full((SIZE, SIZE, 3), (200, 150, 130), np.uint8)  # skin
+    lips, teeth = np.zeros((SIZE, SIZE), np.float32), np.zeros((SIZE, SIZE), np.float32)
+    lips[20:30, 10:38] = 1.0
+    teeth[23:27, 14:34] = 1.0
+    lips[teeth > 0] = 0.0
+    crop[lips > 0] = (170, 70, 80)  # red lips
+    crop[teeth > 0] = (235, 230, 220)  # white teeth
+    closed = crop.copy()
+    closed[teeth > 0] = (165, 72, 78)  # closed into lips of the photo's own colour
+    grey, olive = crop.copy(), crop.copy()
+    grey[teeth > 0] = (120, 115, 112)
+    olive[teeth > 0] = (130, 120, 90)
+    assert olive[24, 20, 0] > olive[24, 20, 1]  # redder than green: green_fraction sees nothing
+    assert green_fraction(crop, olive, teeth) == 0.0
+    assert faded_lips_fraction(crop, closed, teeth, lips) == 0.0
+    assert faded_lips_fraction(crop, grey, teeth, lips) == 1.0
+    assert faded_lips_fraction(crop, olive, teeth, lips) == 1.0
+    half = closed.copy()
+    half[23:27, 14:24] = grey[23:27, 14:24]
+    assert faded_lips_fraction(crop, half, teeth, lips) == pytest.approx(0.5)
+    assert faded_lips_fraction(crop, grey, np.zeros_like(teeth), lips) is None
+    assert faded_lips_fraction(crop, grey, teeth, np.zeros_like(lips)) is None
