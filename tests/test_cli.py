@@ -442,7 +442,13 @@ def test_7_b_ctrl_c_that_python_swallows_during_start_up_still_cancels(
 
     monkeypatch.setattr(registry.ModelRegistry, "default", staticmethod(interrupted_inside_a_callback))
     out = tmp_path / "out"
-    assert main(batch_argv(photos, out, models_root, "-q")) == 130
+    # as a terminal's Ctrl-C finds it: a test run started in the background inherits SIGINT ignored
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        code = main(batch_argv(photos, out, models_root, "-q"))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert code == 130
     err = capsys.readouterr().err
     assert "KeyboardInterrupt" not in err and "Exception ignored" not in err
     assert err.strip().splitlines()[-1].startswith("diat-studio:")
