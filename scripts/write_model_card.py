@@ -44,7 +44,7 @@ INFO = {
         "(real closed mouths: 4.4%)",
         "{:.1%}",
     ),
-    "faded_lips_faces_over_30pct": ("faces with more than 30% of that region faded (real: 1.0%)", "{:.1%}"),
+    "faded_lips_faces_over_30pct": ("faces with more than 30% of that region faded (real: 0.9%)", "{:.1%}"),
     "sharpness_ratio": ("sharpness ratio inside the mask (1 = as the photo)", "{:.2f}"),
     "attribute_rate_before_edit": ("evaluator says 'target' before editing", "{:.1%}"),
 }

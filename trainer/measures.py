@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from diat_studio.core.colour import GREY_TOLERANCE, is_grey, mean_delta_e
+from diat_studio.core.colour import GREY_TOLERANCE, is_grey, mean_delta_e, srgb_to_lab
 from trainer.networks import AttributeClassifier
 
 #: σ of the blur control at 128 px crops (scaled with the crop size: 1 px at 64 px, 4 px at 256 px).
@@ -107,13 +107,8 @@ def faded_lips_fraction(
     teeth, lips = teeth > 0, lips > 0
     if not teeth.any() or not lips.any():
         return None
-    own = _lab_a(crop)[lips].mean()
-    return float((_lab_a(edited)[teeth] < own - units).mean())
-
-
-def _lab_a(image: np.ndarray) -> np.ndarray:
-    """CIE a* of an sRGB uint8 image (OpenCV's 8-bit Lab keeps a* + 128 unscaled)."""
-    return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2LAB)[..., 1].astype(np.float32) - 128.0
+    own = srgb_to_lab(crop)[..., 1][lips].mean()
+    return float((srgb_to_lab(edited)[..., 1][teeth] < own - units).mean())
 
 
 def blur_sigma(size: int) -> float:
