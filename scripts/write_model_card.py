@@ -45,6 +45,11 @@ INFO = {
         "{:.1%}",
     ),
     "faded_lips_faces_over_30pct": ("faces with more than 30% of that region faded (real: 0.9%)", "{:.1%}"),
+    "paled_lips_ranks": (
+        "opened lips: redness ranks of the face's own lips that fell over 8 a* units short",
+        "{:.1%}",
+    ),
+    "paled_lips_faces_over_30pct": ("faces with more than 30% of those ranks short", "{:.1%}"),
     "sharpness_ratio": ("sharpness ratio inside the mask (1 = as the photo)", "{:.2f}"),
     "attribute_rate_before_edit": ("evaluator says 'target' before editing", "{:.1%}"),
 }

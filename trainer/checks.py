@@ -356,10 +356,8 @@ def _check_needs(config: TrainConfig, problems: list[str], checked: Checked) -> 
         _check_discriminator_warmup(config, problems)
     if config.green_weight > 0 and config.region != "mouth":
         problems.append("--green-weight (a mouth is never greener than red) is for mouth edits only")
-    if config.lip_colour_weight > 0 and (config.region != "mouth" or config.direction != "remove"):
-        problems.append(
-            "--lip-colour-weight (where the teeth were, as red as the lips) is for closing a mouth"
-        )
+    if config.lip_colour_weight > 0 and config.region != "mouth":
+        problems.append("--lip-colour-weight (the lips keep their own colour) is for mouth edits only")
     if config.inner_detail_weight > 0 and config.region != "mouth":
         problems.append("--inner-detail-weight (the teeth a closed mouth hides) is for mouth edits only")
     if config.region_box_scale != 1.0 and (config.region_box_scale <= 0 or not config.region):

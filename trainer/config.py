@@ -126,8 +126,10 @@ class TrainConfig:
     """Mouth edits: the edited mouth's pixels greener than red, beyond the source's own
     (trainer.losses.green_penalty: real mouths never are); 0 = off."""
     lip_colour_weight: float = 0.0
-    """Closing a mouth: where the teeth were, the edited face less red (CIE a*) than the source's own lips
-    by more than 8 units (trainer.losses.lip_colour_penalty: grey and olive closed mouths); 0 = off."""
+    """Mouth edits, the lips' own colour (CIE a*, 8 units of slack). Closing: where the teeth were, as red as
+    the source's lips (trainer.losses.lip_colour_penalty: grey and olive closed mouths); opening: the
+    source's lip redness kept rank by rank in the region (trainer.losses.opened_lips_penalty: pale
+    lipstick); 0 = off."""
     discriminator_warmup: int = 0
     """Edits: the run's first N steps train only D (and the region D) against the editor as it starts — T
     and its average stay as they are — so that an editor continued with a fresh D meets one that already

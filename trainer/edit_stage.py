@@ -26,7 +26,8 @@ off in the config for the ablation (docs/ABLATION.md):
   and magenta specks on drawn teeth); `green_weight` a mouth's pixels greener than red
   (trainer.losses.green_penalty: a hue prior against the mint-green teeth open mouth drew);
   `lip_colour_weight` asks a closed mouth to be as red where the teeth were as the lips around them
-  (trainer.losses.lip_colour_penalty: the grey and olive mouths close mouth made of broad smiles);
+  (trainer.losses.lip_colour_penalty: the grey and olive mouths close mouth made of broad smiles), and an
+  opened mouth to keep its lips' own redness (trainer.losses.opened_lips_penalty: pale lipstick);
 - a frozen teacher (`teacher`, `teacher_weight`; an edit run or an installed model): T's edit held to the
   teacher's inside the region (trainer.losses.teacher_penalty), so a shipped editor can be cleaned by a new
   term without a discriminator — with `adversarial_weight` 0, D is neither trained nor asked;
@@ -61,6 +62,7 @@ from trainer.losses import (
     hidden_detail_penalty,
     lip_colour_penalty,
     mask_edge_penalty,
+    opened_lips_penalty,
     outside_mask_penalty,
     r1_penalty,
     teacher_penalty,
@@ -309,7 +311,11 @@ class EditStage(Stage):
                 losses["inner_detail"] = hidden.item()
             if config.lip_colour_weight > 0:
                 lips = torch.from_numpy(lip_ring_masks(marks, x.shape[-1], inner)).to(out.device)
-                unred = lip_colour_penalty(out, x, inner_t, lips)
+                if config.target_value == 0:  # closing: where the teeth were, as red as the lips
+                    unred = lip_colour_penalty(out, x, inner_t, lips)
+                else:  # opening: the lips' own redness, wherever they went in the region
+                    assert mask is not None
+                    unred = opened_lips_penalty(out, x, lips, mask)
                 loss = loss + config.lip_colour_weight * unred
                 losses["lip_colour"] = unred.item()
             if config.colour_detail_weight > 0:

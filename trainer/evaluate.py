@@ -66,6 +66,7 @@ from trainer.measures import (
     green_fraction,
     grey_fraction,
     outer_feather_change,
+    paled_lips_fraction,
     random_rows,
     raw_outside_change,
     success_over_blur_points,
@@ -125,6 +126,7 @@ class _Scores:
     raw_outside: list[float] = field(default_factory=list)
     green: list[float] = field(default_factory=list)
     faded_lips: list[float] = field(default_factory=list)
+    paled_lips: list[float] = field(default_factory=list)
     sharpness: list[float] = field(default_factory=list)
 
 
@@ -208,6 +210,9 @@ def evaluate_model(
     if main.faded_lips:
         metrics["faded_lips_pixels"] = round(float(np.mean(main.faded_lips)), 4)
         metrics["faded_lips_faces_over_30pct"] = round(float(np.mean(np.asarray(main.faded_lips) > 0.3)), 4)
+    if main.paled_lips:
+        metrics["paled_lips_ranks"] = round(float(np.mean(main.paled_lips)), 4)
+        metrics["paled_lips_faces_over_30pct"] = round(float(np.mean(np.asarray(main.paled_lips) > 0.3)), 4)
     if main.sharpness:
         metrics["sharpness_ratio"] = round(float(np.median(main.sharpness)), 3)
 
@@ -339,6 +344,8 @@ class _Judge:
                     scores.sharpness.append(_detail(edited[i], inside) / max(_detail(crops[i], inside), 1e-6))
             if self.region == RegionKind.MOUTH and self.target == 0:  # closing: the teeth become lips
                 scores.faded_lips += self.faded_lips(batch_rows, crops, edited)
+            if self.region == RegionKind.MOUTH and self.target == 1:  # opening: the lips keep their red
+                scores.paled_lips += self.paled_lips(batch_rows, crops, edited, masks)
         return scores
 
     def faded_lips(self, rows: np.ndarray, crops: np.ndarray, edited: np.ndarray) -> list[float]:
@@ -347,6 +354,15 @@ class _Judge:
         teeth = inner_mouth_masks(landmarks, self.dataset.size)
         lips = lip_ring_masks(landmarks, self.dataset.size, teeth)
         shares = (faded_lips_fraction(crops[i], edited[i], teeth[i, 0], lips[i, 0]) for i in range(len(rows)))
+        return [share for share in shares if share is not None]
+
+    def paled_lips(
+        self, rows: np.ndarray, crops: np.ndarray, edited: np.ndarray, masks: np.ndarray
+    ) -> list[float]:
+        """Per face with lips to read, the share of its lips' redness ranks the opened mouth lost."""
+        landmarks = np.asarray(self.dataset.landmarks[rows])
+        lips = lip_ring_masks(landmarks, self.dataset.size, inner_mouth_masks(landmarks, self.dataset.size))
+        shares = (paled_lips_fraction(crops[i], edited[i], lips[i, 0], masks[i]) for i in range(len(rows)))
         return [share for share in shares if share is not None]
 
     def grey_check(self, rows: np.ndarray) -> tuple[float, float]:

@@ -13,7 +13,8 @@ Each one is a small function on uint8 crops (N×S×S×3) and soft masks (N×S×S
 - `delta_e_per_face` / `mean_delta_e_faces`: the mean CIE76 ΔE inside the mask between input and edited
   crops (per face, then averaged over faces), with the app's own Lab conversion (diat_studio.core.colour).
 - `green_fraction` / `faded_lips_fraction`: mouth pixels an edit made greener than red, and (closing a
-  mouth) where the teeth were, pixels less red than the photo's own lips.
+  mouth) where the teeth were, pixels less red than the photo's own lips; `paled_lips_fraction`: (opening a
+  mouth) the lips' redness, rank by rank, that the opened mouth lost.
 - `grey_fraction`: how many images are black and white by the app's own rule (`colour.is_grey`).
 - `random_rows`: a seeded random order of rows, for grids that are drawn, not chosen.
 """
@@ -29,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from diat_studio.core.colour import GREY_TOLERANCE, is_grey, mean_delta_e, srgb_to_lab
+from trainer.losses import OPENED_LIPS_KEPT
 from trainer.networks import AttributeClassifier
 
 #: σ of the blur control at 128 px crops (scaled with the crop size: 1 px at 64 px, 4 px at 256 px).
@@ -109,6 +111,30 @@ def faded_lips_fraction(
         return None
     own = srgb_to_lab(crop)[..., 1][lips].mean()
     return float((srgb_to_lab(edited)[..., 1][teeth] < own - units).mean())
+
+
+def paled_lips_fraction(
+    crop: np.ndarray,
+    edited: np.ndarray,
+    lips: np.ndarray,
+    region: np.ndarray,
+    units: float = FADED_LIP_UNITS,
+    kept: float = OPENED_LIPS_KEPT,
+) -> float | None:
+    """Opening a mouth: of the photo's lip pixels (`lips`, 0/1) ranked by CIE a* (redness), the reddest
+    `kept` share against as many of the edited region's reddest pixels (`region` > 0.5), rank by rank —
+    the fraction of ranks more than `units` less red than the photo's own; None without lips to read.
+
+    Red lipstick opened into pale pink and dull lips into grey-mauve: the opened mouth's reddest pixels
+    are its lips wherever the lower lip went, so the ranks compare colours, not positions (0 for an edit
+    that leaves the lips as they are; trainer.losses.opened_lips_penalty is the training term)."""
+    lips, inside = lips > 0, region > 0.5
+    count = min(int(kept * lips.sum()), int(inside.sum()))
+    if count == 0:
+        return None
+    own = np.sort(srgb_to_lab(crop)[..., 1][lips])[::-1][:count]
+    got = np.sort(srgb_to_lab(edited)[..., 1][inside])[::-1][:count]
+    return float((got < own - units).mean())
 
 
 def blur_sigma(size: int) -> float:

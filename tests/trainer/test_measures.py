@@ -17,6 +17,7 @@ from trainer.measures import (
     grey_fraction,
     mean_delta_e_faces,
     outer_feather_change,
+    paled_lips_fraction,
     random_rows,
     raw_outside_change,
     success_over_blur_points,
@@ -199,3 +200,33 @@ def test_the_faded_lips_measure_counts_grey_and_olive_closed_mouths_against_the_
     assert faded_lips_fraction(crop, half, teeth, lips) == pytest.approx(0.5)
     assert faded_lips_fraction(crop, grey, np.zeros_like(teeth), lips) is None
     assert faded_lips_fraction(crop, grey, teeth, np.zeros_like(lips)) is None
+
+
+def test_the_paled_lips_measure_counts_opened_lips_that_lost_their_red_wherever_they_moved() -> None:
+    """Opening a mouth: the photo's lips ranked by redness against the edited region's reddest pixels.
+    Lips as red as before count nothing although the lower lip moved; pale pink lips count every rank;
+    one lip pale, the ranks the other cannot hold; no lips to read: None."""
+    skin, red, pale, teeth = (200, 160, 140), (178, 90, 100), (205, 160, 160), (235, 235, 235)
+
+    def face(lip: tuple[int, int, int], bands: tuple[slice, ...], open_rows: slice | None = None):
+        image = np.full((24, 24, 3), skin, np.uint8)
+        for band in bands:
+            image[band, 6:18] = lip
+        if open_rows is not None:
+            image[open_rows, 7:17] = teeth
+        return image
+
+    lips = np.zeros((24, 24), np.float32)
+    lips[9:12, 6:18] = 1.0
+    region = np.zeros((24, 24), np.float32)
+    region[4:22, 3:21] = 1.0
+    crop = face(red, (slice(9, 12),))
+    opened = face(red, (slice(8, 10), slice(14, 16)), slice(10, 14))
+    assert paled_lips_fraction(crop, crop, lips, region) == 0.0
+    assert paled_lips_fraction(crop, opened, lips, region) == 0.0
+    paled = face(pale, (slice(8, 10), slice(14, 16)), slice(10, 14))
+    assert paled_lips_fraction(crop, paled, lips, region) == 1.0
+    half = opened.copy()
+    half[14:16, 6:18] = pale  # the upper lip (24 px) still red: it holds the top 24 of the 28 ranks
+    assert paled_lips_fraction(crop, half, lips, region) == pytest.approx(4 / 28)
+    assert paled_lips_fraction(crop, paled, np.zeros_like(lips), region) is None

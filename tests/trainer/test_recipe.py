@@ -25,6 +25,7 @@ from trainer.losses import (
     lab_a,
     lip_colour_penalty,
     mask_edge_penalty,
+    opened_lips_penalty,
     outside_mask_penalty,
     r1_penalty,
     unchanged_penalty,
@@ -327,6 +328,42 @@ def test_lip_colour_penalty_counts_grey_where_the_teeth_were_not_red_lips_or_pal
     assert lip_colour_penalty(olive, pale_lips, hidden, lips).item() == 0.0
     assert lip_colour_penalty(closed, red_lips, torch.zeros_like(hidden), lips).item() == 0.0
     assert lip_colour_penalty(closed, red_lips, hidden, torch.zeros_like(lips)).item() == 0.0
+
+
+def test_opened_lips_penalty_counts_lips_that_lost_their_red_wherever_they_went() -> None:
+    """Opening a mouth: lips as red as the source's count nothing even where they moved (the lower lip
+    lower, teeth between); the same mouth opened into pale pink counts; a few very red pixels cannot pay
+    for pale lips (every rank must hold); pale source lips set a low bar of their own; no lips, nothing."""
+
+    def face(lip: tuple[int, int, int], rows: tuple[slice, ...], teeth: slice | None = None) -> torch.Tensor:
+        image = (torch.tensor([200, 160, 140]).view(1, 3, 1, 1).float() / 127.5 - 1.0).expand(1, 3, 24, 24)
+        image = image.clone()
+        for band in rows:
+            image[..., band, 6:18] = torch.tensor(lip).view(1, 3, 1, 1).float() / 127.5 - 1.0
+        if teeth is not None:
+            image[..., teeth, 7:17] = 235 / 127.5 - 1.0
+        return image
+
+    lips = torch.zeros(1, 1, 24, 24)
+    lips[..., 9:12, 6:18] = 1.0
+    region = torch.zeros(1, 1, 24, 24)
+    region[..., 4:22, 3:21] = 1.0
+    red, pale = (178, 90, 100), (205, 160, 160)
+    closed = face(red, (slice(9, 12),))
+    opened = face(red, (slice(8, 10), slice(14, 16)), teeth=slice(10, 14))  # lower lip moved down
+    assert opened_lips_penalty(closed, closed, lips, region).item() == 0.0
+    assert opened_lips_penalty(opened, closed, lips, region).item() == 0.0
+    paled = face(pale, (slice(8, 10), slice(14, 16)), teeth=slice(10, 14))
+    assert opened_lips_penalty(paled, closed, lips, region).item() > 0.1
+    speck = paled.clone()
+    speck[..., 12, 3:6] = torch.tensor([255, 0, 60]).view(1, 3, 1).float() / 127.5 - 1.0
+    assert opened_lips_penalty(speck, closed, lips, region).item() > 0.08
+    pale_source = face(pale, (slice(9, 12),))
+    assert opened_lips_penalty(paled, pale_source, lips, region).item() == 0.0
+    assert opened_lips_penalty(paled, closed, torch.zeros_like(lips), region).item() == 0.0
+    paled.requires_grad_(True)
+    opened_lips_penalty(paled, closed, lips, region).backward()
+    assert paled.grad is not None and paled.grad.abs().sum() > 0  # it can pull the lips back to red
 
 
 def test_lip_ring_masks_are_the_lips_around_the_hidden_region(astronaut, astronaut_face) -> None:

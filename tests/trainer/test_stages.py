@@ -430,7 +430,8 @@ def test_a_mouth_edit_hides_the_inner_mouth_and_starts_from_an_earlier_d(
     chain: dict[str, Path], dataset_dir: Path, tmp_path: Path
 ) -> None:
     """--inner-detail-weight, --green-weight and --lip-colour-weight are logged as losses of a mouth edit
-    (this set's "mouth" edit removes an attribute, as closing a mouth does); --init-discriminator
+    (this set's "mouth" edit removes an attribute, as closing a mouth does; a second run adds it, as
+    opening does, through the opened lips' prior); --init-discriminator
     loads D and the region D of an earlier edit run (with their learning rate 0 they are still exactly
     those weights after the run, the spectral norm's power-iteration buffers aside)."""
     run = train(
@@ -443,6 +444,14 @@ def test_a_mouth_edit_hides_the_inner_mouth_and_starts_from_an_earlier_d(
     losses = [r["losses"] for r in JsonlLog(run / "log.jsonl").read() if "losses" in r]
     assert all("inner_detail" in step and np.isfinite(step["inner_detail"]) for step in losses)
     assert all(step["green"] >= 0.0 and step["lip_colour"] >= 0.0 for step in losses)
+    # opening a mouth, the same weight is the opened lips' prior (trainer.losses.opened_lips_penalty)
+    opening = train(
+        tmp_path / "runs", "--stage", "edit", "--data", str(dataset_dir),
+        "--attribute", "Eyeglasses", "--direction", "add", "--region", "mouth",
+        "--steps", "2", "--gan-loss", "hinge", "--lip-colour-weight", "50",
+    )  # fmt: skip
+    opened = [r["losses"] for r in JsonlLog(opening / "log.jsonl").read() if "losses" in r]
+    assert opened and all(np.isfinite(step["lip_colour"]) and step["lip_colour"] >= 0.0 for step in opened)
     for name in ("discriminator", "region_discriminator"):
         before, after = network_state(chain["edit"], name), network_state(run, name)
         learned = [key for key in before if not key.endswith(("_u", "_v"))]

@@ -69,13 +69,15 @@ def test_inner_detail_and_the_region_box_are_for_local_edits_and_d_starts_from_a
         )
     assert main([*arguments, "--region", "mouth", "--green-weight", "100"]) == EXIT_OK
     assert '"green_weight": 100.0' in capsys.readouterr().out
-    closing = ["--region", "mouth", "--lip-colour-weight", "50"]  # the check reads the direction
+    lip_colour = ["--lip-colour-weight", "50"]  # closing and opening a mouth both have a lip prior
     for direction in ("add", "remove"):
-        code = main([*arguments, *closing, "--direction", direction])
-        assert code == (EXIT_OK if direction == "remove" else EXIT_USAGE)
-        out = capsys.readouterr()
-        assert ('"lip_colour_weight": 50.0' in out.out) == (direction == "remove")
-        assert ("as red as the lips) is for closing a mouth" in out.err) == (direction == "add")
+        assert main([*arguments, "--region", "mouth", *lip_colour, "--direction", direction]) == EXIT_OK
+        assert '"lip_colour_weight": 50.0' in capsys.readouterr().out
+    for region in ([], ["--region", "eyes"]):
+        assert main([*arguments, *region, *lip_colour]) == EXIT_USAGE
+        assert "--lip-colour-weight (the lips keep their own colour) is for mouth edits only" in (
+            capsys.readouterr().err
+        )
     for box in ([], ["--region", "mouth", "--region-box-scale", "0"]):
         assert main([*arguments, *box[:2], "--region-box-scale", "1.6", *box[2:]]) == EXIT_USAGE
         assert "the region D's box of a local edit (--region), more than 0" in capsys.readouterr().err
