@@ -65,6 +65,7 @@ from trainer.measures import (
     faded_lips_fraction,
     green_fraction,
     grey_fraction,
+    lip_warmth_shift,
     outer_feather_change,
     paled_lips_fraction,
     random_rows,
@@ -127,6 +128,7 @@ class _Scores:
     green: list[float] = field(default_factory=list)
     faded_lips: list[float] = field(default_factory=list)
     paled_lips: list[float] = field(default_factory=list)
+    lip_warmth: list[float] = field(default_factory=list)
     sharpness: list[float] = field(default_factory=list)
 
 
@@ -213,6 +215,9 @@ def evaluate_model(
     if main.paled_lips:
         metrics["paled_lips_ranks"] = round(float(np.mean(main.paled_lips)), 4)
         metrics["paled_lips_faces_over_30pct"] = round(float(np.mean(np.asarray(main.paled_lips) > 0.3)), 4)
+    if main.lip_warmth:
+        metrics["lip_warmth_shift"] = round(float(np.mean(main.lip_warmth)), 2)
+        metrics["lip_warmth_faces_over_8"] = round(float(np.mean(np.asarray(main.lip_warmth) > 8)), 4)
     if main.sharpness:
         metrics["sharpness_ratio"] = round(float(np.median(main.sharpness)), 3)
 
@@ -345,7 +350,9 @@ class _Judge:
             if self.region == RegionKind.MOUTH and self.target == 0:  # closing: the teeth become lips
                 scores.faded_lips += self.faded_lips(batch_rows, crops, edited)
             if self.region == RegionKind.MOUTH and self.target == 1:  # opening: the lips keep their red
-                scores.paled_lips += self.paled_lips(batch_rows, crops, edited, masks)
+                paled, warmth = self.opened_lips(batch_rows, crops, edited, masks)
+                scores.paled_lips += paled
+                scores.lip_warmth += warmth
         return scores
 
     def faded_lips(self, rows: np.ndarray, crops: np.ndarray, edited: np.ndarray) -> list[float]:
@@ -356,14 +363,16 @@ class _Judge:
         shares = (faded_lips_fraction(crops[i], edited[i], teeth[i, 0], lips[i, 0]) for i in range(len(rows)))
         return [share for share in shares if share is not None]
 
-    def paled_lips(
+    def opened_lips(
         self, rows: np.ndarray, crops: np.ndarray, edited: np.ndarray, masks: np.ndarray
-    ) -> list[float]:
-        """Per face with lips to read, the share of its lips' redness ranks the opened mouth lost."""
+    ) -> tuple[list[float], list[float]]:
+        """Per face with lips to read: the share of its lips' redness ranks the opened mouth lost, and
+        how far their warmth (b*) moved."""
         landmarks = np.asarray(self.dataset.landmarks[rows])
         lips = lip_ring_masks(landmarks, self.dataset.size, inner_mouth_masks(landmarks, self.dataset.size))
-        shares = (paled_lips_fraction(crops[i], edited[i], lips[i, 0], masks[i]) for i in range(len(rows)))
-        return [share for share in shares if share is not None]
+        paled = [paled_lips_fraction(crops[i], edited[i], lips[i, 0], masks[i]) for i in range(len(rows))]
+        warmth = [lip_warmth_shift(crops[i], edited[i], lips[i, 0], masks[i]) for i in range(len(rows))]
+        return [v for v in paled if v is not None], [v for v in warmth if v is not None]
 
     def grey_check(self, rows: np.ndarray) -> tuple[float, float]:
         """Fractions of grey-made faces still grey after editing: (the app's path, the networks alone)."""

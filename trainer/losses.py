@@ -133,18 +133,25 @@ def green_penalty(out: torch.Tensor, source: torch.Tensor, mask: torch.Tensor) -
     return (excess * mask).sum() / mask.sum().clamp_min(1.0)
 
 
-def lab_a(images: torch.Tensor) -> torch.Tensor:
-    """CIE L*a*b* a* (green − / red +) of N×3×H×W sRGB images on [-1, 1] (D65), differentiable: N×1×H×W."""
+def lab_ab(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """CIE L*a*b* a* (green − / red +) and b* (blue − / yellow +) of N×3×H×W sRGB images on [-1, 1]
+    (D65), differentiable: two N×1×H×W tensors."""
     rgb = ((images.float() + 1.0) / 2.0).clamp(0.0, 1.0)
     linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055).clamp_min(1e-6) ** 2.4, rgb / 12.92)
     r, g, b = linear[:, 0:1], linear[:, 1:2], linear[:, 2:3]
     x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047
     y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883
 
     def f(t: torch.Tensor) -> torch.Tensor:
         return torch.where(t > 0.008856, t.clamp_min(1e-6) ** (1.0 / 3.0), 7.787 * t + 16.0 / 116.0)
 
-    return 500.0 * (f(x) - f(y))
+    return 500.0 * (f(x) - f(y)), 200.0 * (f(y) - f(z))
+
+
+def lab_a(images: torch.Tensor) -> torch.Tensor:
+    """CIE L*a*b* a* (green − / red +) of N×3×H×W sRGB images on [-1, 1] (D65), differentiable: N×1×H×W."""
+    return lab_ab(images)[0]
 
 
 def lip_colour_penalty(
@@ -173,6 +180,8 @@ def lip_colour_penalty(
 #: Of the source's lip pixels, the reddest share that an opened mouth must still hold (lips stretch thinner
 #: as a mouth opens: the last fifth may give way to teeth).
 OPENED_LIPS_KEPT = 0.8
+#: CIE b* units by which the mean warmth of an opened mouth's lips may drift from the photo's own.
+LIP_WARMTH_UNITS = 4.0
 
 
 def opened_lips_penalty(
@@ -182,30 +191,37 @@ def opened_lips_penalty(
     region: torch.Tensor,
     margin: float = 8.0,
     kept: float = OPENED_LIPS_KEPT,
+    warmth_margin: float = LIP_WARMTH_UNITS,
 ) -> torch.Tensor:
-    """Opening a mouth: the lips' own redness kept, rank by rank. Per face, the source's lip pixels
-    (`lips`, trainer.data.lip_ring_masks) sorted by CIE a*, the reddest `kept` share of them (n pixels),
-    against the n reddest pixels of the edited region (`region` > 0.5): how far each rank of the edited
-    face falls more than `margin` below the source's, in a* units / 100, averaged over the ranks.
+    """Opening a mouth: the lips' own colour kept. Per face, the source's lip pixels (`lips`,
+    trainer.data.lip_ring_masks) sorted by CIE a*, the reddest `kept` share of them (n pixels), against
+    the n reddest pixels of the edited region (`region` > 0.5): how far each rank of the edited face falls
+    more than `margin` below the source's, averaged over the ranks; plus how far the mean b* (warmth) of
+    those n edited pixels strays from the source lips' by more than `warmth_margin` — in Lab units / 100.
 
-    The open-mouth editor opened red lipstick into pale pink and dull lips into grey-mauve (in 12% of 200
-    held-out faces 30% or more of those ranks fell short by over 8 units, trainer.measures
-    .paled_lips_fraction). The opened mouth may put its lips anywhere in the region — the lower lip
-    moves — so the prior matches colour distributions, not pixels; and because every rank must hold, a
-    few very red pixels cannot pay for pale lips."""
-    a_out = lab_a(out)[:, 0]
+    The open-mouth editor opened red lipstick into pale pink and brown lipstick into grey-mauve: in 12%
+    of 200 held-out faces 30% or more of those ranks fell more than 8 a* units short
+    (trainer.measures.paled_lips_fraction), and the lips lost their warmth (b* 31 → 18 on a red mouth of
+    the card's grid, 23 → 17 on a brown one). The opened mouth may put its lips anywhere in the region —
+    the lower lip moves — so the prior matches colour distributions, not pixels; and because every rank
+    must hold, a few very red pixels cannot pay for pale lips."""
+    a_out, b_out = (channel[:, 0] for channel in lab_ab(out))
     with torch.no_grad():
-        a_source = lab_a(source)[:, 0]
+        a_source, b_source = (channel[:, 0] for channel in lab_ab(source))
     shortfalls = []
     for index in range(out.shape[0]):
-        own = a_source[index][lips[index, 0] > 0]
+        own = lips[index, 0] > 0
         inside = region[index, 0] > 0.5
-        count = min(int(kept * own.numel()), int(inside.sum()))
+        count = min(int(kept * int(own.sum())), int(inside.sum()))
         if count == 0:
             continue
-        wanted = own.sort(descending=True).values[:count]
-        got = a_out[index][inside].sort(descending=True).values[:count]
-        shortfalls.append(F.relu(wanted - margin - got).mean() / 100.0)
+        own_a, order = a_source[index][own].sort(descending=True)
+        own_b = b_source[index][own][order[:count]].mean()
+        got_a, got_order = a_out[index][inside].sort(descending=True)
+        got_b = b_out[index][inside][got_order[:count]].mean()
+        redness = F.relu(own_a[:count] - margin - got_a[:count]).mean()
+        warmth = F.relu((got_b - own_b).abs() - warmth_margin)
+        shortfalls.append((redness + warmth) / 100.0)
     if not shortfalls:
         return out.sum() * 0.0
     return torch.stack(shortfalls).sum() / out.shape[0]

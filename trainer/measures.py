@@ -14,7 +14,7 @@ Each one is a small function on uint8 crops (N×S×S×3) and soft masks (N×S×S
   crops (per face, then averaged over faces), with the app's own Lab conversion (diat_studio.core.colour).
 - `green_fraction` / `faded_lips_fraction`: mouth pixels an edit made greener than red, and (closing a
   mouth) where the teeth were, pixels less red than the photo's own lips; `paled_lips_fraction`: (opening a
-  mouth) the lips' redness, rank by rank, that the opened mouth lost.
+  mouth) the lips' redness, rank by rank, that the opened mouth lost; `lip_warmth_shift` their b*.
 - `grey_fraction`: how many images are black and white by the app's own rule (`colour.is_grey`).
 - `random_rows`: a seeded random order of rows, for grids that are drawn, not chosen.
 """
@@ -113,6 +113,19 @@ def faded_lips_fraction(
     return float((srgb_to_lab(edited)[..., 1][teeth] < own - units).mean())
 
 
+def _lip_ranks(
+    crop: np.ndarray, edited: np.ndarray, lips: np.ndarray, region: np.ndarray, kept: float
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The photo's lip pixels and as many of the edited region's pixels, each ranked by a* (reddest
+    first) and cut to the reddest `kept` share of the lips: two n×3 Lab arrays, or None without lips."""
+    lips, inside = lips > 0, region > 0.5
+    count = min(int(kept * lips.sum()), int(inside.sum()))
+    if count == 0:
+        return None
+    own, got = srgb_to_lab(crop)[lips], srgb_to_lab(edited)[inside]
+    return own[np.argsort(-own[:, 1])[:count]], got[np.argsort(-got[:, 1])[:count]]
+
+
 def paled_lips_fraction(
     crop: np.ndarray,
     edited: np.ndarray,
@@ -128,13 +141,24 @@ def paled_lips_fraction(
     Red lipstick opened into pale pink and dull lips into grey-mauve: the opened mouth's reddest pixels
     are its lips wherever the lower lip went, so the ranks compare colours, not positions (0 for an edit
     that leaves the lips as they are; trainer.losses.opened_lips_penalty is the training term)."""
-    lips, inside = lips > 0, region > 0.5
-    count = min(int(kept * lips.sum()), int(inside.sum()))
-    if count == 0:
+    ranks = _lip_ranks(crop, edited, lips, region, kept)
+    if ranks is None:
         return None
-    own = np.sort(srgb_to_lab(crop)[..., 1][lips])[::-1][:count]
-    got = np.sort(srgb_to_lab(edited)[..., 1][inside])[::-1][:count]
-    return float((got < own - units).mean())
+    own, got = ranks
+    return float((got[:, 1] < own[:, 1] - units).mean())
+
+
+def lip_warmth_shift(
+    crop: np.ndarray, edited: np.ndarray, lips: np.ndarray, region: np.ndarray, kept: float = OPENED_LIPS_KEPT
+) -> float | None:
+    """Opening a mouth: |mean CIE b* (warmth)| of the edited region's reddest pixels minus that of the
+    photo's own lips, over the same ranks as `paled_lips_fraction`; None without lips to read. Brown
+    lipstick opened into grey-mauve keeps most of its a* and loses its b*."""
+    ranks = _lip_ranks(crop, edited, lips, region, kept)
+    if ranks is None:
+        return None
+    own, got = ranks
+    return float(abs(got[:, 2].mean() - own[:, 2].mean()))
 
 
 def blur_sigma(size: int) -> float:

@@ -15,6 +15,7 @@ from trainer.measures import (
     faded_lips_fraction,
     green_fraction,
     grey_fraction,
+    lip_warmth_shift,
     mean_delta_e_faces,
     outer_feather_change,
     paled_lips_fraction,
@@ -230,3 +231,10 @@ def test_the_paled_lips_measure_counts_opened_lips_that_lost_their_red_wherever_
     half[14:16, 6:18] = pale  # the upper lip (24 px) still red: it holds the top 24 of the 28 ranks
     assert paled_lips_fraction(crop, half, lips, region) == pytest.approx(4 / 28)
     assert paled_lips_fraction(crop, paled, np.zeros_like(lips), region) is None
+    # the warmth: as red, but bluer lips move b*; the lips as they were, or moved, do not
+    assert lip_warmth_shift(crop, crop, lips, region) == 0.0
+    assert lip_warmth_shift(crop, opened, lips, region) == pytest.approx(0.0, abs=1e-6)
+    cooled = face((178, 90, 135), (slice(8, 10), slice(14, 16)), slice(10, 14))
+    assert paled_lips_fraction(crop, cooled, lips, region) == 0.0
+    assert lip_warmth_shift(crop, cooled, lips, region) > 10
+    assert lip_warmth_shift(crop, paled, np.zeros_like(lips), region) is None

@@ -23,6 +23,7 @@ from trainer.losses import (
     hinge_discriminator,
     hinge_generator,
     lab_a,
+    lab_ab,
     lip_colour_penalty,
     mask_edge_penalty,
     opened_lips_penalty,
@@ -295,13 +296,16 @@ def test_inner_mouth_mask_covers_what_lies_between_the_lips(astronaut, astronaut
     assert inner_mouth_masks(closed[None], 128).sum() == 0.0
 
 
-def test_lab_a_is_opencvs_a_star() -> None:
+def test_lab_a_and_b_are_opencvs_a_star_and_b_star() -> None:
     import cv2
 
     image = np.random.default_rng(3).integers(0, 256, (8, 8, 3), dtype=np.uint8)
-    reference = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)[..., 1]
+    reference = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
     tensor = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1.0
-    assert np.abs(lab_a(tensor)[0, 0].numpy() - reference).max() < 0.5
+    a, b = lab_ab(tensor)
+    assert np.abs(a[0, 0].numpy() - reference[..., 1]).max() < 0.5
+    assert np.abs(b[0, 0].numpy() - reference[..., 2]).max() < 0.5
+    assert torch.equal(lab_a(tensor), a)
 
 
 def test_lip_colour_penalty_counts_grey_where_the_teeth_were_not_red_lips_or_pale_lips() -> None:
@@ -333,7 +337,8 @@ def test_lip_colour_penalty_counts_grey_where_the_teeth_were_not_red_lips_or_pal
 def test_opened_lips_penalty_counts_lips_that_lost_their_red_wherever_they_went() -> None:
     """Opening a mouth: lips as red as the source's count nothing even where they moved (the lower lip
     lower, teeth between); the same mouth opened into pale pink counts; a few very red pixels cannot pay
-    for pale lips (every rank must hold); pale source lips set a low bar of their own; no lips, nothing."""
+    for pale lips (every rank must hold); lips as red but bluer (their warmth, b*, lost) count; pale
+    source lips set a low bar of their own; no lips, nothing."""
 
     def face(lip: tuple[int, int, int], rows: tuple[slice, ...], teeth: slice | None = None) -> torch.Tensor:
         image = (torch.tensor([200, 160, 140]).view(1, 3, 1, 1).float() / 127.5 - 1.0).expand(1, 3, 24, 24)
@@ -358,6 +363,14 @@ def test_opened_lips_penalty_counts_lips_that_lost_their_red_wherever_they_went(
     speck = paled.clone()
     speck[..., 12, 3:6] = torch.tensor([255, 0, 60]).view(1, 3, 1).float() / 127.5 - 1.0
     assert opened_lips_penalty(speck, closed, lips, region).item() > 0.08
+    cooler = (178, 90, 135)  # as red (a*), bluer: the warmth lost, not the redness
+    (a_red, b_red), (a_cool, b_cool) = (
+        [float(c[0, 0, 10, 10]) for c in lab_ab(face(colour, (slice(9, 12),)))] for colour in (red, cooler)
+    )
+    assert a_cool > a_red - 8 and b_cool < b_red - 4 - 5
+    cooled = face(cooler, (slice(8, 10), slice(14, 16)), teeth=slice(10, 14))
+    assert opened_lips_penalty(cooled, closed, lips, region).item() > 0.05
+    assert opened_lips_penalty(cooled, closed, lips, region, warmth_margin=100).item() == 0.0
     pale_source = face(pale, (slice(9, 12),))
     assert opened_lips_penalty(paled, pale_source, lips, region).item() == 0.0
     assert opened_lips_penalty(paled, closed, torch.zeros_like(lips), region).item() == 0.0
