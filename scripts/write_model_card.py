@@ -52,6 +52,11 @@ INFO = {
     "paled_lips_faces_over_30pct": ("faces with more than 30% of those ranks short", "{:.1%}"),
     "lip_warmth_shift": ("opened lips: mean change of their warmth (CIE b*, units)", "{:.1f}"),
     "lip_warmth_faces_over_8": ("faces whose lips' warmth moved more than 8 b* units", "{:.1%}"),
+    "upper_lip_delta_e": (
+        "opened mouths: colour change of the upper lip's outer half (ΔE, mean)",
+        "{:.1f}",
+    ),
+    "upper_lip_faces_over_5": ("faces whose upper lip changed by more than 5 ΔE", "{:.1%}"),
     "sharpness_ratio": ("sharpness ratio inside the mask (1 = as the photo)", "{:.2f}"),
     "attribute_rate_before_edit": ("evaluator says 'target' before editing", "{:.1%}"),
 }

@@ -130,6 +130,9 @@ class TrainConfig:
     the source's lips (trainer.losses.lip_colour_penalty: grey and olive closed mouths); opening: the
     source's lip redness kept rank by rank in the region (trainer.losses.opened_lips_penalty: pale
     lipstick); 0 = off."""
+    upper_lip_weight: float = 0.0
+    """Opening a mouth: the mean CIE Lab colour of the upper lip's outer half kept (3 units of slack per
+    channel; trainer.losses.upper_lip_penalty: the greyish upper lip of opened mouths); 0 = off."""
     discriminator_warmup: int = 0
     """Edits: the run's first N steps train only D (and the region D) against the editor as it starts — T
     and its average stay as they are — so that an editor continued with a fresh D meets one that already

@@ -220,6 +220,18 @@ def lip_ring_masks(landmarks: np.ndarray, size: int, inner: np.ndarray) -> np.nd
     return rings
 
 
+def upper_lip_bands(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """N×1×S×S float32 0/1 masks of the upper lip's outer half: between the outer upper lip (landmarks
+    48-54) and the line halfway to its inner edge (61-63) — the part of the lips an opening mouth leaves
+    where it is."""
+    bands = np.zeros((len(landmarks), 1, size, size), np.float32)
+    for index, marks in enumerate(np.asarray(landmarks, np.float64)):
+        outer = marks[48:55]
+        halfway = [(marks[53] + marks[63]) / 2, (marks[51] + marks[62]) / 2, (marks[49] + marks[61]) / 2]
+        bands[index, 0] = Polygon.from_array(np.concatenate([outer, halfway])).fill(size, size) > 0
+    return bands
+
+
 def to_tensor(images: np.ndarray) -> torch.Tensor:
     """N×H×W×3 uint8 → N×3×H×W float32 in [-1, 1]."""
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)

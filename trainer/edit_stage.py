@@ -28,6 +28,7 @@ off in the config for the ablation (docs/ABLATION.md):
   `lip_colour_weight` asks a closed mouth to be as red where the teeth were as the lips around them
   (trainer.losses.lip_colour_penalty: the grey and olive mouths close mouth made of broad smiles), and an
   opened mouth to keep its lips' own redness (trainer.losses.opened_lips_penalty: pale lipstick);
+  `upper_lip_weight` an opened mouth's upper lip its colour where it is (trainer.losses.upper_lip_penalty);
 - a frozen teacher (`teacher`, `teacher_weight`; an edit run or an installed model): T's edit held to the
   teacher's inside the region (trainer.losses.teacher_penalty), so a shipped editor can be cleaned by a new
   term without a discriminator — with `adversarial_weight` 0, D is neither trained nor asked;
@@ -48,7 +49,7 @@ import torch.nn.functional as F
 from diat_studio.core.regions import RegionKind
 from trainer.augment import DiffAugment
 from trainer.config import editor_options
-from trainer.data import inner_mouth_masks, lip_ring_masks, to_tensor, to_uint8
+from trainer.data import inner_mouth_masks, lip_ring_masks, to_tensor, to_uint8, upper_lip_bands
 from trainer.ema import WeightAverage
 from trainer.glasses import add_glasses_batch
 from trainer.identity import SAME_PERSON_DISTANCE
@@ -67,6 +68,7 @@ from trainer.losses import (
     r1_penalty,
     teacher_penalty,
     unchanged_penalty,
+    upper_lip_penalty,
 )
 from trainer.model_import import is_model_folder, load_model_editor, read_model_editor
 from trainer.networks import PlainEditor, ResidualEditor, SpectralDiscriminator
@@ -318,6 +320,11 @@ class EditStage(Stage):
                     unred = opened_lips_penalty(out, x, lips, mask)
                 loss = loss + config.lip_colour_weight * unred
                 losses["lip_colour"] = unred.item()
+            if config.upper_lip_weight > 0:
+                bands = upper_lip_bands(source["landmarks"].cpu().numpy(), x.shape[-1])
+                upper = upper_lip_penalty(out, x, torch.from_numpy(bands).to(out.device))
+                loss = loss + config.upper_lip_weight * upper
+                losses["upper_lip"] = upper.item()
             if config.colour_detail_weight > 0:
                 specks = colour_detail(delta, mask)
                 loss = loss + config.colour_detail_weight * specks

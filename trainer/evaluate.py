@@ -55,7 +55,14 @@ from diat_studio.core.manifest import ModelManifest
 from diat_studio.core.pipeline import DEFAULT_FEATHER, edit_crops, enhance_crops
 from diat_studio.core.regions import RegionKind
 from diat_studio.core.registry import ModelRegistry
-from trainer.data import PreparedDataset, inner_mouth_masks, lip_ring_masks, region_masks, to_tensor
+from trainer.data import (
+    PreparedDataset,
+    inner_mouth_masks,
+    lip_ring_masks,
+    region_masks,
+    to_tensor,
+    upper_lip_bands,
+)
 from trainer.identity import SAME_PERSON_DISTANCE, FaceIdentity
 from trainer.measures import (
     blur_inside,
@@ -72,6 +79,7 @@ from trainer.measures import (
     raw_outside_change,
     success_over_blur_points,
     two_sample_accuracies,
+    upper_lip_shift,
 )
 from trainer.quality import GRID_ARTEFACTS, missed_targets
 from trainer.runs import run_config, save_grid
@@ -129,6 +137,7 @@ class _Scores:
     faded_lips: list[float] = field(default_factory=list)
     paled_lips: list[float] = field(default_factory=list)
     lip_warmth: list[float] = field(default_factory=list)
+    upper_lip: list[float] = field(default_factory=list)
     sharpness: list[float] = field(default_factory=list)
 
 
@@ -218,6 +227,9 @@ def evaluate_model(
     if main.lip_warmth:
         metrics["lip_warmth_shift"] = round(float(np.mean(main.lip_warmth)), 2)
         metrics["lip_warmth_faces_over_8"] = round(float(np.mean(np.asarray(main.lip_warmth) > 8)), 4)
+    if main.upper_lip:
+        metrics["upper_lip_delta_e"] = round(float(np.mean(main.upper_lip)), 2)
+        metrics["upper_lip_faces_over_5"] = round(float(np.mean(np.asarray(main.upper_lip) > 5)), 4)
     if main.sharpness:
         metrics["sharpness_ratio"] = round(float(np.median(main.sharpness)), 3)
 
@@ -350,9 +362,10 @@ class _Judge:
             if self.region == RegionKind.MOUTH and self.target == 0:  # closing: the teeth become lips
                 scores.faded_lips += self.faded_lips(batch_rows, crops, edited)
             if self.region == RegionKind.MOUTH and self.target == 1:  # opening: the lips keep their red
-                paled, warmth = self.opened_lips(batch_rows, crops, edited, masks)
+                paled, warmth, upper = self.opened_lips(batch_rows, crops, edited, masks)
                 scores.paled_lips += paled
                 scores.lip_warmth += warmth
+                scores.upper_lip += upper
         return scores
 
     def faded_lips(self, rows: np.ndarray, crops: np.ndarray, edited: np.ndarray) -> list[float]:
@@ -365,14 +378,20 @@ class _Judge:
 
     def opened_lips(
         self, rows: np.ndarray, crops: np.ndarray, edited: np.ndarray, masks: np.ndarray
-    ) -> tuple[list[float], list[float]]:
-        """Per face with lips to read: the share of its lips' redness ranks the opened mouth lost, and
-        how far their warmth (b*) moved."""
+    ) -> tuple[list[float], list[float], list[float]]:
+        """Per face with lips to read: the share of its lips' redness ranks the opened mouth lost, how far
+        their warmth (b*) moved, and how far the upper lip's outer half moved in colour (ΔE)."""
         landmarks = np.asarray(self.dataset.landmarks[rows])
         lips = lip_ring_masks(landmarks, self.dataset.size, inner_mouth_masks(landmarks, self.dataset.size))
         paled = [paled_lips_fraction(crops[i], edited[i], lips[i, 0], masks[i]) for i in range(len(rows))]
         warmth = [lip_warmth_shift(crops[i], edited[i], lips[i, 0], masks[i]) for i in range(len(rows))]
-        return [v for v in paled if v is not None], [v for v in warmth if v is not None]
+        bands = upper_lip_bands(landmarks, self.dataset.size)
+        upper = [upper_lip_shift(crops[i], edited[i], bands[i, 0]) for i in range(len(rows))]
+        return (
+            [v for v in paled if v is not None],
+            [v for v in warmth if v is not None],
+            [v for v in upper if v is not None],
+        )
 
     def grey_check(self, rows: np.ndarray) -> tuple[float, float]:
         """Fractions of grey-made faces still grey after editing: (the app's path, the networks alone)."""

@@ -304,6 +304,7 @@ def _training_summary(
                         "teacher_weight",
                         "green_weight",
                         "lip_colour_weight",
+                        "upper_lip_weight",
                     )
                     if recipe
                     else ()

@@ -136,6 +136,11 @@ def green_penalty(out: torch.Tensor, source: torch.Tensor, mask: torch.Tensor) -
 def lab_ab(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """CIE L*a*b* a* (green − / red +) and b* (blue − / yellow +) of N×3×H×W sRGB images on [-1, 1]
     (D65), differentiable: two N×1×H×W tensors."""
+    return lab(images)[1:]
+
+
+def lab(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """CIE L*a*b* of N×3×H×W sRGB images on [-1, 1] (D65), differentiable: three N×1×H×W tensors."""
     rgb = ((images.float() + 1.0) / 2.0).clamp(0.0, 1.0)
     linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055).clamp_min(1e-6) ** 2.4, rgb / 12.92)
     r, g, b = linear[:, 0:1], linear[:, 1:2], linear[:, 2:3]
@@ -146,7 +151,7 @@ def lab_ab(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     def f(t: torch.Tensor) -> torch.Tensor:
         return torch.where(t > 0.008856, t.clamp_min(1e-6) ** (1.0 / 3.0), 7.787 * t + 16.0 / 116.0)
 
-    return 500.0 * (f(x) - f(y)), 200.0 * (f(y) - f(z))
+    return 116.0 * f(y) - 16.0, 500.0 * (f(x) - f(y)), 200.0 * (f(y) - f(z))
 
 
 def lab_a(images: torch.Tensor) -> torch.Tensor:
@@ -227,6 +232,34 @@ def opened_lips_penalty(
     return torch.stack(shortfalls).sum() / out.shape[0]
 
 
+#: CIE Lab units by which each of the mean L*, a*, b* of the upper lip's outer half may move as a mouth opens.
+UPPER_LIP_UNITS = 3.0
+
+
+def upper_lip_penalty(
+    out: torch.Tensor, source: torch.Tensor, band: torch.Tensor, margin: float = UPPER_LIP_UNITS
+) -> torch.Tensor:
+    """Opening a mouth: the upper lip stays where it is and keeps its colour. Per face, the mean CIE L*,
+    a*, b* of the edited face over `band` (trainer.data.upper_lip_bands: the upper lip's outer half)
+    against the photo's own there; each beyond `margin`, in Lab units / 100, averaged over the faces.
+
+    The lower lip moves as a mouth opens, the upper lip does not: teeth appear under its inner edge, never
+    over its outer half. The open-mouth editors paled it anyway — on 194 held-out faces the outer half of
+    the upper lip came out 5 L* lighter and 5 a* less red on average (71% of faces more than 4 a* units
+    less red), the greyish upper lip of the card's grid — and opened_lips_penalty, which compares colour
+    distributions over the whole region, let a red lower lip pay for it. Means over the band, not pixels,
+    so a lip lifted by a pixel is not a fault."""
+    lightness, a, b = lab(out)
+    with torch.no_grad():
+        own = torch.cat(lab(source), dim=1)
+        area = band.sum(dim=(2, 3)).clamp_min(1.0)
+        own_mean = (own * band).sum(dim=(2, 3)) / area
+        has_band = (band.sum(dim=(2, 3)) > 0).float()
+    got_mean = (torch.cat([lightness, a, b], dim=1) * band).sum(dim=(2, 3)) / area
+    excess = F.relu((got_mean - own_mean).abs() - margin) * has_band
+    return excess.sum() / (100.0 * out.shape[0])
+
+
 def hidden_detail_penalty(
     out: torch.Tensor, weight: torch.Tensor, sigma: float = 1.5, floor: float = 0.1
 ) -> torch.Tensor:
@@ -301,6 +334,7 @@ LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "green_penalty": green_penalty,
     "lip_colour_penalty": lip_colour_penalty,
     "opened_lips_penalty": opened_lips_penalty,
+    "upper_lip_penalty": upper_lip_penalty,
     "mask_edge_penalty": mask_edge_penalty,
     "outside_mask_penalty": outside_mask_penalty,
     "teacher_penalty": teacher_penalty,

@@ -161,6 +161,19 @@ def lip_warmth_shift(
     return float(abs(got[:, 2].mean() - own[:, 2].mean()))
 
 
+def upper_lip_shift(crop: np.ndarray, edited: np.ndarray, band: np.ndarray) -> float | None:
+    """Opening a mouth: ΔE (CIE76) between the mean Lab colour of the photo's upper lip's outer half
+    (`band`, 0/1: trainer.data.upper_lip_bands) and the edited face's there; None without a band.
+
+    An opened mouth's upper lip stays where it is; a pale, greyish upper lip is the fault this reads
+    (trainer.losses.upper_lip_penalty is the training term)."""
+    inside = band > 0
+    if not inside.any():
+        return None
+    own, got = srgb_to_lab(crop)[inside].mean(axis=0), srgb_to_lab(edited)[inside].mean(axis=0)
+    return float(np.linalg.norm(got - own))
+
+
 def blur_sigma(size: int) -> float:
     """The blur control's σ in pixels for S×S crops."""
     return BLUR_SIGMA_AT_128 * size / 128.0

@@ -44,7 +44,9 @@ def test_a_bundled_model_is_rebuilt_in_torch_exactly(name: str) -> None:
         rebuilt = editor.eval()(torch.from_numpy(x)).numpy()
     expected = _onnx_output(folder, x)
     assert np.abs(rebuilt - expected).max() < 1e-4
-    assert np.abs(expected - x).mean() > 0.01
+    # an edit: a fresh editor returns the input (0 everywhere); a local editor changes only part of a
+    # noise image (the cleaned open mouth: a mean of 0.0096, 18 grey levels at the 99th percentile)
+    assert np.percentile(np.abs(expected - x), 99) > 0.05
 
 
 def _rewrite(folder: Path, *, manifest: dict | None = None, drop: str | None = None) -> None:

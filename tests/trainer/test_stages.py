@@ -448,10 +448,11 @@ def test_a_mouth_edit_hides_the_inner_mouth_and_starts_from_an_earlier_d(
     opening = train(
         tmp_path / "runs", "--stage", "edit", "--data", str(dataset_dir),
         "--attribute", "Eyeglasses", "--direction", "add", "--region", "mouth",
-        "--steps", "2", "--gan-loss", "hinge", "--lip-colour-weight", "50",
+        "--steps", "2", "--gan-loss", "hinge", "--lip-colour-weight", "50", "--upper-lip-weight", "30",
     )  # fmt: skip
     opened = [r["losses"] for r in JsonlLog(opening / "log.jsonl").read() if "losses" in r]
     assert opened and all(np.isfinite(step["lip_colour"]) and step["lip_colour"] >= 0.0 for step in opened)
+    assert all(np.isfinite(step["upper_lip"]) and step["upper_lip"] >= 0.0 for step in opened)
     for name in ("discriminator", "region_discriminator"):
         before, after = network_state(chain["edit"], name), network_state(run, name)
         learned = [key for key in before if not key.endswith(("_u", "_v"))]

@@ -78,6 +78,14 @@ def test_inner_detail_and_the_region_box_are_for_local_edits_and_d_starts_from_a
         assert "--lip-colour-weight (the lips keep their own colour) is for mouth edits only" in (
             capsys.readouterr().err
         )
+    upper_lip = ["--upper-lip-weight", "30"]  # only an opening mouth keeps its upper lip where it is
+    assert main([*arguments, "--region", "mouth", *upper_lip, "--direction", "add"]) == EXIT_OK
+    assert '"upper_lip_weight": 30.0' in capsys.readouterr().out
+    for wrong in (["--region", "mouth", "--direction", "remove"], ["--region", "eyes", "--direction", "add"]):
+        assert main([*arguments, *wrong, *upper_lip]) == EXIT_USAGE
+        assert "--upper-lip-weight (an opened mouth keeps its upper lip) is for opening mouths only" in (
+            capsys.readouterr().err
+        )
     for box in ([], ["--region", "mouth", "--region-box-scale", "0"]):
         assert main([*arguments, *box[:2], "--region-box-scale", "1.6", *box[2:]]) == EXIT_USAGE
         assert "the region D's box of a local edit (--region), more than 0" in capsys.readouterr().err
