@@ -57,6 +57,12 @@ INFO = {
         "{:.1f}",
     ),
     "upper_lip_faces_over_5": ("faces whose upper lip changed by more than 5 ΔE", "{:.1%}"),
+    "occluder_change_p99": (
+        "a hand or an object drawn over the mouth: the edit's change on it, 99th percentile, mean over "
+        "faces (levels)",
+        "{:.1f}",
+    ),
+    "occluder_faces_over_16": ("faces whose drawn occluder changes by more than 16 levels", "{:.1%}"),
     "sharpness_ratio": ("sharpness ratio inside the mask (1 = as the photo)", "{:.2f}"),
     "attribute_rate_before_edit": ("evaluator says 'target' before editing", "{:.1%}"),
 }

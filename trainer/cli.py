@@ -183,6 +183,11 @@ def _parser() -> argparse.ArgumentParser:
         help="faces that already have the target value, edited anyway (default 100)",
     )
     sizes.add_argument("--grid-faces", type=int, help="faces drawn at random for the two grids (default 16)")
+    sizes.add_argument(
+        "--occluded-faces",
+        type=int,
+        help="mouth edits: faces edited with a hand or an object drawn over the mouth (default 200; 0 = off)",
+    )
     sizes.add_argument("--seed", type=int, help="seed of every random draw (default 0)")
     evaluate.set_defaults(handler=_run_evaluate)
 
@@ -491,7 +496,8 @@ def _run_model_name(run: Path) -> str:
 def _run_evaluate(options: argparse.Namespace) -> int:
     from trainer.evaluate import EvaluationSizes, evaluate_model
 
-    names = ("limit", "two_sample_steps", "grey_faces", "already_target", "grid_faces", "seed")
+    names = ("limit", "two_sample_steps", "grey_faces", "already_target", "grid_faces", "occluded_faces")
+    names += ("seed",)
     sizes = EvaluationSizes(
         **{name: getattr(options, name) for name in names if getattr(options, name) is not None}
     )

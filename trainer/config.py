@@ -133,6 +133,10 @@ class TrainConfig:
     upper_lip_weight: float = 0.0
     """Opening a mouth: the mean CIE Lab colour of the upper lip's outer half kept (3 units of slack per
     channel; trainer.losses.upper_lip_penalty: the greyish upper lip of opened mouths); 0 = off."""
+    occluder_weight: float = 0.0
+    """Mouth edits: a hand or an object drawn over the mouth of a second, half-size batch, T's mean |Δ| on
+    it (trainer.occluders; trainer.edit_stage.EditStage._occluder_loss: the mouth open mouth drew through
+    fingers); 0 = off."""
     discriminator_warmup: int = 0
     """Edits: the run's first N steps train only D (and the region D) against the editor as it starts — T
     and its average stay as they are — so that an editor continued with a fresh D meets one that already
@@ -159,6 +163,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True
+    """bf16 autocast where it pays: on a CUDA device that supports it, and (edit runs) on a CPU with bf16
+    instructions (trainer.cpu_features: without them it is ~10× slower than fp32, and fp32 is used)."""
     threads: int = 0
 
     extra: dict[str, Any] = field(default_factory=dict)

@@ -32,6 +32,8 @@ off in the config for the ablation (docs/ABLATION.md):
 - a frozen teacher (`teacher`, `teacher_weight`; an edit run or an installed model): T's edit held to the
   teacher's inside the region (trainer.losses.teacher_penalty), so a shipped editor can be cleaned by a new
   term without a discriminator — with `adversarial_weight` 0, D is neither trained nor asked;
+- mouth edits: a hand or an object drawn over the mouth (trainer.occluders) on a second, half-size batch,
+  T asked to leave it unchanged (`occluder_weight`): the open-mouth editor drew a mouth through fingers;
 - a discriminator warm-up (`discriminator_warmup`): the first N steps train D alone against the editor as
   it starts, for a run continued from a model whose own D is gone.
 """
@@ -49,6 +51,7 @@ import torch.nn.functional as F
 from diat_studio.core.regions import RegionKind
 from trainer.augment import DiffAugment
 from trainer.config import editor_options
+from trainer.cpu_features import cpu_has_native_bf16
 from trainer.data import inner_mouth_masks, lip_ring_masks, to_tensor, to_uint8, upper_lip_bands
 from trainer.ema import WeightAverage
 from trainer.glasses import add_glasses_batch
@@ -72,6 +75,7 @@ from trainer.losses import (
 )
 from trainer.model_import import is_model_folder, load_model_editor, read_model_editor
 from trainer.networks import PlainEditor, ResidualEditor, SpectralDiscriminator
+from trainer.occluders import occlude_batch
 from trainer.runs import network_state, run_config
 from trainer.stage_base import Stage, attribute_rows, load_trained
 
@@ -193,12 +197,15 @@ class EditStage(Stage):
                 raise ValueError("--pair-weight (synthetic glasses pairs) is for removing Eyeglasses only")
             self.pairs = self.sampler("pairs", attribute_rows(self, 0), region=self.region)
             self.pair_rng = np.random.default_rng(config.seed + 31 * self.dist.rank)
+        self.occluder_rng = np.random.default_rng(config.seed + 37 * self.dist.rank)
+        self.cpu_bf16 = cpu_has_native_bf16()
         self.fixed = self.fixed_rows(config.attribute, 1 - target)
 
     # -- pieces ----------------------------------------------------------------------------------------------
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.config.amp and self.device.type == "cpu":
+        # bf16 on a CPU without bf16 instructions is an order of magnitude slower (trainer.cpu_features)
+        if self.config.amp and self.device.type == "cpu" and self.cpu_bf16:
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return super().autocast()
 
@@ -348,6 +355,10 @@ class EditStage(Stage):
                 pair = self._pair_loss()
                 loss = loss + config.pair_weight * pair
                 losses["pairs"] = pair.item()
+            if config.occluder_weight > 0:
+                covered = self._occluder_loss()
+                loss = loss + config.occluder_weight * covered
+                losses["occluder"] = covered.item()
         self.optimise(self.optimizers["editor"], loss)
         if single:
             for network in discriminators:
@@ -423,6 +434,19 @@ class EditStage(Stage):
         out, _ = self.edit(self.T, drawn_t, batch.get("mask"))
         weight = batch["mask"] if "mask" in batch else torch.ones_like(out[:, :1])
         return ((out - batch["image"]).abs() * weight).sum() / (weight.sum() * 3).clamp_min(1.0)
+
+    def _occluder_loss(self) -> torch.Tensor:
+        """A hand or an object drawn over the mouth of half a batch of source faces: T must leave the
+        occluder's pixels as they are (mean |Δ| over the occluder's mask)."""
+        count = max(self.config.batch_size // 2, 1)
+        rows = np.sort(self.source.rng.choice(self.source.rows, count))
+        batch = self.to_device(self.source.load(rows))
+        drawn, covered = occlude_batch(
+            np.asarray(self.dataset.crops[rows]), self.dataset.landmarks[rows], self.occluder_rng
+        )
+        with self.autocast():
+            _, delta = self.edit(self.T, to_tensor(drawn).to(self.device), batch.get("mask"))
+        return unchanged_penalty(delta.float(), torch.from_numpy(covered)[:, None].to(self.device))
 
     # -- what the loop samples, checkpoints and exports ------------------------------------------------------
 

@@ -22,6 +22,9 @@ lack the target attribute value, composited through the same soft masks as the a
 - sharpness ratio: the edited face's detail (variance of the Laplacian of the grey image, inside the
   mask) over the input's, median over faces — 1.0 matches the photo, below 1 is blur, above 1 is added
   texture or artefacts; it shows what the enhancement network changes;
+- mouth edits: a hand or an object drawn over the mouth of faces drawn at random (trainer.occluders,
+  seeded), edited: the 99th percentile of the change on the occluder (mean over faces, and the share
+  above 16 levels) — an editor should not draw a mouth through fingers;
 - two image grids of faces drawn at random with a fixed seed: `evaluation.png` (input | transformed |
   edited crop) and `evaluation-photos.png` (each face's source photo edited by the app's `edit_photo`,
   256 px high; a photo that cannot be read is replaced by the edited crop, one where dlib finds no face is
@@ -73,6 +76,7 @@ from trainer.measures import (
     green_fraction,
     grey_fraction,
     lip_warmth_shift,
+    occluder_change,
     outer_feather_change,
     paled_lips_fraction,
     random_rows,
@@ -81,6 +85,7 @@ from trainer.measures import (
     two_sample_accuracies,
     upper_lip_shift,
 )
+from trainer.occluders import occlude_batch
 from trainer.quality import GRID_ARTEFACTS, missed_targets
 from trainer.runs import run_config, save_grid
 from trainer.stages import load_trained
@@ -114,6 +119,9 @@ class EvaluationSizes:
     """Faces, drawn at random, that are made grey and edited for the grey check."""
     already_target: int = 100
     """At most this many faces that already have the target value are edited."""
+    occluded_faces: int = 200
+    """Mouth edits: faces, drawn at random, edited with a hand or an object drawn over the mouth
+    (trainer.occluders, seeded) for `occluder_change_p99` (0 leaves the check out)."""
     grid_faces: int = GRID_FACES
     seed: int = 0
     """Seed of every random draw (grids, grey faces, the two-sample test)."""
@@ -254,6 +262,14 @@ def evaluate_model(
         metrics["grey_faces"] = len(grey_rows)
         metrics["grey_stays_grey"] = round(delivered, 4)
         metrics["grey_stays_grey_without_rule"] = round(networks_only, 4)
+
+    if region == RegionKind.MOUTH and sizes.occluded_faces > 0:
+        occluded_rows = np.sort(random_rows(rows, sizes.seed)[: sizes.occluded_faces])
+        changes = judge.occluder_check(occluded_rows, sizes.seed)
+        if changes:
+            metrics["occluded_faces"] = len(changes)
+            metrics["occluder_change_p99"] = round(float(np.mean(changes)), 1)
+            metrics["occluder_faces_over_16"] = round(float(np.mean(np.asarray(changes) > 16)), 4)
 
     already_rows = real_rows[: sizes.already_target]
     if len(already_rows):
@@ -402,6 +418,21 @@ class _Judge:
         return grey_fraction(composite(grey, delivered, masks)), grey_fraction(
             composite(grey, networks_only, masks)
         )
+
+    def occluder_check(self, rows: np.ndarray, seed: int) -> list[float]:
+        """Per face with a hand or an object drawn over its mouth (seeded): the 99th percentile of the
+        edit's change on the occluder, in levels (trainer.measures.occluder_change)."""
+        changes: list[float] = []
+        rng = np.random.default_rng(seed)
+        for start in range(0, len(rows), self.batch_size):
+            batch_rows = rows[start : start + self.batch_size]
+            crops, masks = self.inputs(batch_rows)
+            drawn, occluders = occlude_batch(crops, np.asarray(self.dataset.landmarks[batch_rows]), rng)
+            _, output = edit_crops(self.model, drawn, masks)
+            edited = composite(drawn, output, masks)
+            found = (occluder_change(drawn[i], edited[i], occluders[i]) for i in range(len(batch_rows)))
+            changes += [change for change in found if change is not None]
+        return changes
 
     def crop_grid(self, rows: np.ndarray, path: Path) -> dict[str, Any]:
         """input | transformed | edited crop for each row; saved to `path` (nothing for no rows)."""

@@ -305,6 +305,7 @@ def _training_summary(
                         "green_weight",
                         "lip_colour_weight",
                         "upper_lip_weight",
+                        "occluder_weight",
                     )
                     if recipe
                     else ()

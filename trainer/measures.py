@@ -174,6 +174,22 @@ def upper_lip_shift(crop: np.ndarray, edited: np.ndarray, band: np.ndarray) -> f
     return float(np.linalg.norm(got - own))
 
 
+def occluder_change(
+    drawn: np.ndarray, edited: np.ndarray, occluder: np.ndarray, q: float = 99.0
+) -> float | None:
+    """A hand or an object over the mouth (trainer.occluders): the `q`-th percentile, over the occluder's
+    pixels (`occluder` > 0.5), of how far the edited face moved from the drawn one (the largest of the three
+    channels, in levels) — 0 for an editor that leaves it alone; None when nothing is drawn.
+
+    A percentile, not the mean: the mark the open-mouth editor drew through fingers is a small patch where
+    the lips would be (its mean over the whole occluder is about 1 level, its 99th percentile 17)."""
+    inside = occluder > 0.5
+    if not inside.any():
+        return None
+    change = np.abs(edited.astype(np.float32) - drawn.astype(np.float32)).max(axis=-1)
+    return float(np.percentile(change[inside], q))
+
+
 def blur_sigma(size: int) -> float:
     """The blur control's σ in pixels for S×S crops."""
     return BLUR_SIGMA_AT_128 * size / 128.0

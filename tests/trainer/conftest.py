@@ -102,3 +102,15 @@ def train_new_run(runs: Path, arguments: tuple[str, ...], options: list[str]) ->
     assert main(["train", *arguments, "--runs-dir", str(runs), *options]) == EXIT_OK
     (new,) = set(runs.iterdir()) - before
     return new
+
+
+@pytest.fixture(scope="session")
+def evaluator(tmp_path_factory: pytest.TempPathFactory, dataset_dir: Path) -> Path:
+    """A tiny Eyeglasses evaluator for `evaluate` on `dataset_dir` (its accuracy is not what is tested)."""
+    from trainer.cli import EXIT_OK, main
+
+    runs = tmp_path_factory.mktemp("evaluator-runs")
+    arguments = ["classifier", "--data", str(dataset_dir), "--attribute", "Eyeglasses", "--steps", "2"]
+    tiny = ["--batch-size", "8", "--classifier-width", "4", "--runs-dir", str(runs), "-q"]
+    assert main([*arguments, *tiny]) == EXIT_OK
+    return max(runs.iterdir())

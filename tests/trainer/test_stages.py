@@ -31,6 +31,8 @@ SMALL_EVALUATION = [
     "3",
     "--grid-faces",
     "3",
+    "--occluded-faces",
+    "3",
 ]
 
 NEW_MEASURES = (
@@ -292,6 +294,7 @@ def test_global_export_and_evaluate(chain: dict[str, Path], tmp_path: Path, data
     check_new_measures(report)
     assert report["grey_stays_grey"] == 1.0  # the app's grey rule is part of the evaluated path
     assert full_report["sizes"]["grid_faces"] == 3 and full_report["blur_control_sigma_px"] == 1.0
+    assert full_report["sizes"]["occluded_faces"] == 3
     assert len(full_report["grids"]["crops"]) == 3 and len(full_report["grids"]["photos"]) == 3
     assert Image.open(local / "evaluation.png").size == (3 * 64 + 4, 3 * 64 + 4)
     assert Image.open(local / "evaluation-photos.png").height == 256  # one row of 3 photos, 256 px high
@@ -429,7 +432,8 @@ def test_an_edit_run_continued_with_a_detail_gate_exports_it(
 def test_a_mouth_edit_hides_the_inner_mouth_and_starts_from_an_earlier_d(
     chain: dict[str, Path], dataset_dir: Path, tmp_path: Path
 ) -> None:
-    """--inner-detail-weight, --green-weight and --lip-colour-weight are logged as losses of a mouth edit
+    """--inner-detail-weight, --green-weight, --lip-colour-weight (and --upper-lip-weight,
+    --occluder-weight) are logged as losses of a mouth edit
     (this set's "mouth" edit removes an attribute, as closing a mouth does; a second run adds it, as
     opening does, through the opened lips' prior); --init-discriminator
     loads D and the region D of an earlier edit run (with their learning rate 0 they are still exactly
@@ -449,10 +453,13 @@ def test_a_mouth_edit_hides_the_inner_mouth_and_starts_from_an_earlier_d(
         tmp_path / "runs", "--stage", "edit", "--data", str(dataset_dir),
         "--attribute", "Eyeglasses", "--direction", "add", "--region", "mouth",
         "--steps", "2", "--gan-loss", "hinge", "--lip-colour-weight", "50", "--upper-lip-weight", "30",
+        "--occluder-weight", "30",
     )  # fmt: skip
     opened = [r["losses"] for r in JsonlLog(opening / "log.jsonl").read() if "losses" in r]
     assert opened and all(np.isfinite(step["lip_colour"]) and step["lip_colour"] >= 0.0 for step in opened)
     assert all(np.isfinite(step["upper_lip"]) and step["upper_lip"] >= 0.0 for step in opened)
+    # a hand drawn over the mouth: an editor fresh from the identity leaves it alone, so the term is small
+    assert all(np.isfinite(step["occluder"]) and 0.0 <= step["occluder"] < 0.05 for step in opened)
     for name in ("discriminator", "region_discriminator"):
         before, after = network_state(chain["edit"], name), network_state(run, name)
         learned = [key for key in before if not key.endswith(("_u", "_v"))]

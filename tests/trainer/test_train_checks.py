@@ -86,6 +86,15 @@ def test_inner_detail_and_the_region_box_are_for_local_edits_and_d_starts_from_a
         assert "--upper-lip-weight (an opened mouth keeps its upper lip) is for opening mouths only" in (
             capsys.readouterr().err
         )
+    occluder = ["--occluder-weight", "30"]  # a hand over the mouth: mouth edits, both directions
+    for direction in ("add", "remove"):
+        assert main([*arguments, "--region", "mouth", *occluder, "--direction", direction]) == EXIT_OK
+        assert '"occluder_weight": 30.0' in capsys.readouterr().out
+    for region in ([], ["--region", "eyes"]):
+        assert main([*arguments, *region, *occluder]) == EXIT_USAGE
+        assert "--occluder-weight (a hand over the mouth is left alone) is for mouth edits only" in (
+            capsys.readouterr().err
+        )
     for box in ([], ["--region", "mouth", "--region-box-scale", "0"]):
         assert main([*arguments, *box[:2], "--region-box-scale", "1.6", *box[2:]]) == EXIT_USAGE
         assert "the region D's box of a local edit (--region), more than 0" in capsys.readouterr().err

@@ -93,18 +93,6 @@ def test_the_upper_lip_measure_is_the_bands_colour_change() -> None:
     assert upper_lip_shift(CLOSED, PALED, np.zeros_like(BAND)) is None
 
 
-@pytest.fixture(scope="module")
-def evaluator(tmp_path_factory: pytest.TempPathFactory, dataset_dir: Path) -> Path:
-    """A tiny Eyeglasses evaluator (its accuracy is not what is tested)."""
-    from trainer.cli import EXIT_OK, main
-
-    runs = tmp_path_factory.mktemp("evaluator-runs")
-    arguments = ["classifier", "--data", str(dataset_dir), "--attribute", "Eyeglasses", "--steps", "2"]
-    tiny = ["--batch-size", "8", "--classifier-width", "4", "--runs-dir", str(runs), "-q"]
-    assert main([*arguments, *tiny]) == EXIT_OK
-    return max(runs.iterdir())
-
-
 def test_evaluate_reports_the_opened_lips_measures_of_a_mouth_opening_model(
     evaluator: Path, tmp_path: Path, dataset_dir: Path
 ) -> None:
