@@ -7,10 +7,11 @@ photos do (hands, microphones), unlabelled, so they teach nothing. Drawn occlude
 example with an exact answer — the occluder's pixels unchanged (trainer.edit_stage's `occluder_weight`) —
 and `evaluate` a measure of it (`occluder_change`).
 
-What is drawn: two to four fingers (capsules side by side, shaded like cylinders, a dark crease between
-them) in the colour of the face's own skin — read on the cheeks by the landmarks — lighter or darker, at
-a random angle; or, one time in four, a rounded object in a random dull colour (a microphone, a cup, a
-pen). Each covers a random 30-90% of the mouth's outer-lip polygon.
+What is drawn: two to four fingers (capsules side by side, shaded like cylinders: darker at their sides,
+so a crease shows between them) in the colour of the face's own skin — read on the cheeks by the
+landmarks — lighter or darker, with a surface grain, at a random angle; or, one time in four, a rounded
+object in a random colour (a microphone, a cup, a pen). Each covers a random 30-90% of the mouth's
+outer-lip polygon.
 """
 
 from __future__ import annotations
@@ -104,13 +105,13 @@ def draw_occluder(
     base = skin_colour(image, landmarks) if style.colour is None else np.array(style.colour, np.float32)
     colour = base * style.tone * light[..., None]
     # a skin's or a surface's own grain, so that "flat" is not what tells an occluder
-    colour = np.clip(colour + rng_noise(h, w, style), 0, 255)
+    colour = np.clip(colour + _grain(h, w, style), 0, 255)
     a = alpha[..., None]
     out = image.astype(np.float32) * (1 - a) + colour * a
     return np.clip(np.rint(out), 0, 255).astype(np.uint8), np.clip(alpha, 0, 1)
 
 
-def rng_noise(h: int, w: int, style: OccluderStyle) -> np.ndarray:
+def _grain(h: int, w: int, style: OccluderStyle) -> np.ndarray:
     """H×W×1 grain of σ = `style.grain` levels, seeded by the style (a drawing is reproducible)."""
     seed = abs(hash((style.angle, style.along, style.across))) % (2**32)
     return np.random.default_rng(seed).normal(0.0, style.grain, (h, w, 1)).astype(np.float32)
