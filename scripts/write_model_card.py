@@ -63,6 +63,15 @@ INFO = {
         "{:.1f}",
     ),
     "occluder_faces_over_16": ("faces whose drawn occluder changes by more than 16 levels", "{:.1%}"),
+    "mouth_detail_ratio": (
+        "the mouth's fine detail over the skin's around it, median over edited faces",
+        "{:.2f}",
+    ),
+    "mouth_detail_ratio_real": ("the same over real faces that have the target value", "{:.2f}"),
+    "soft_mouth_faces": (
+        "edited mouths softer than nine tenths of the real ones (real: 10% by construction)",
+        "{:.1%}",
+    ),
     "sharpness_ratio": ("sharpness ratio inside the mask (1 = as the photo)", "{:.2f}"),
     "attribute_rate_before_edit": ("evaluator says 'target' before editing", "{:.1%}"),
 }

@@ -362,6 +362,8 @@ def _check_needs(config: TrainConfig, problems: list[str], checked: Checked) -> 
         problems.append("--upper-lip-weight (an opened mouth keeps its upper lip) is for opening mouths only")
     if config.occluder_weight > 0 and (config.region != "mouth" or config.stage != "edit"):
         problems.append("--occluder-weight (a hand over the mouth is left alone) is for mouth edits only")
+    if config.mouth_detail_weight > 0 and (config.region != "mouth" or config.stage != "edit"):
+        problems.append("--mouth-detail-weight (a mouth as sharp as its photo) is for mouth edits only")
     if config.inner_detail_weight > 0 and config.region != "mouth":
         problems.append("--inner-detail-weight (the teeth a closed mouth hides) is for mouth edits only")
     if config.region_box_scale != 1.0 and (config.region_box_scale <= 0 or not config.region):

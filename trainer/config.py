@@ -137,6 +137,10 @@ class TrainConfig:
     """Mouth edits: a hand or an object drawn over the mouth of a second, half-size batch, T's mean |Δ| on
     it (trainer.occluders; trainer.edit_stage.EditStage._occluder_loss: the mouth open mouth drew through
     fingers); 0 = off."""
+    mouth_detail_weight: float = 0.0
+    """Mouth edits: the edited mouth at least trainer.losses.MOUTH_DETAIL_RATIO times as finely detailed as
+    the skin around it in the photo (trainer.losses.soft_mouth_penalty: the soft patch close mouth left on
+    sharp photos); 0 = off."""
     discriminator_warmup: int = 0
     """Edits: the run's first N steps train only D (and the region D) against the editor as it starts — T
     and its average stay as they are — so that an editor continued with a fresh D meets one that already

@@ -220,6 +220,33 @@ def lip_ring_masks(landmarks: np.ndarray, size: int, inner: np.ndarray) -> np.nd
     return rings
 
 
+#: Inter-ocular distances by which the outer lips' polygon is grown for the mouth (`mouth_detail_masks`),
+#: and the inner and outer radius of the skin ring around it.
+MOUTH_GROW, SKIN_RING = 0.05, (0.12, 0.30)
+
+
+def _grown(fill: np.ndarray, radius: int) -> np.ndarray:
+    if radius <= 0:
+        return fill
+    return cv2.dilate(fill, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+
+
+def mouth_detail_masks(landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mouth, skin ring): two N×1×S×S float32 0/1 masks — the outer lips' polygon grown by MOUTH_GROW
+    inter-ocular distances (the lips and what lies between them), and the ring of skin around it between
+    SKIN_RING's radii (cheeks, chin and upper lip, which a mouth edit leaves alone) — where a mouth's fine
+    detail and the photo's own are read (trainer.losses.soft_mouth_penalty, trainer.measures)."""
+    mouths = np.zeros((len(landmarks), 1, size, size), np.float32)
+    rings = np.zeros_like(mouths)
+    for index, marks in enumerate(np.asarray(landmarks, np.float64)):
+        iod = inter_ocular_distance(marks)
+        lips = Polygon.from_array(marks[list(OUTER_LIPS)]).fill(size, size)
+        mouths[index, 0] = _grown(lips, round(MOUTH_GROW * iod)) > 0
+        inner, outer = (_grown(lips, round(radius * iod)) > 0 for radius in SKIN_RING)
+        rings[index, 0] = outer & ~inner
+    return mouths, rings
+
+
 def upper_lip_bands(landmarks: np.ndarray, size: int) -> np.ndarray:
     """N×1×S×S float32 0/1 masks of the upper lip's outer half: between the outer upper lip (landmarks
     48-54) and the line halfway to its inner edge (61-63) — the part of the lips an opening mouth leaves

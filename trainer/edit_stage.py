@@ -29,6 +29,8 @@ off in the config for the ablation (docs/ABLATION.md):
   (trainer.losses.lip_colour_penalty: the grey and olive mouths close mouth made of broad smiles), and an
   opened mouth to keep its lips' own redness (trainer.losses.opened_lips_penalty: pale lipstick);
   `upper_lip_weight` an opened mouth's upper lip its colour where it is (trainer.losses.upper_lip_penalty);
+  `mouth_detail_weight` an edited mouth as finely detailed as the photo around it allows
+  (trainer.losses.soft_mouth_penalty: the soft patch close mouth left on sharp photos);
 - a frozen teacher (`teacher`, `teacher_weight`; an edit run or an installed model): T's edit held to the
   teacher's inside the region (trainer.losses.teacher_penalty), so a shipped editor can be cleaned by a new
   term without a discriminator — with `adversarial_weight` 0, D is neither trained nor asked;
@@ -52,7 +54,14 @@ from diat_studio.core.regions import RegionKind
 from trainer.augment import DiffAugment
 from trainer.config import editor_options
 from trainer.cpu_features import cpu_has_native_bf16
-from trainer.data import inner_mouth_masks, lip_ring_masks, to_tensor, to_uint8, upper_lip_bands
+from trainer.data import (
+    inner_mouth_masks,
+    lip_ring_masks,
+    mouth_detail_masks,
+    to_tensor,
+    to_uint8,
+    upper_lip_bands,
+)
 from trainer.ema import WeightAverage
 from trainer.glasses import add_glasses_batch
 from trainer.identity import SAME_PERSON_DISTANCE
@@ -69,6 +78,7 @@ from trainer.losses import (
     opened_lips_penalty,
     outside_mask_penalty,
     r1_penalty,
+    soft_mouth_penalty,
     teacher_penalty,
     unchanged_penalty,
     upper_lip_penalty,
@@ -327,6 +337,13 @@ class EditStage(Stage):
                     unred = opened_lips_penalty(out, x, lips, mask)
                 loss = loss + config.lip_colour_weight * unred
                 losses["lip_colour"] = unred.item()
+            if config.mouth_detail_weight > 0:
+                mouths, skin = mouth_detail_masks(source["landmarks"].cpu().numpy(), x.shape[-1])
+                soft = soft_mouth_penalty(
+                    out, x, torch.from_numpy(mouths).to(out.device), torch.from_numpy(skin).to(out.device)
+                )
+                loss = loss + config.mouth_detail_weight * soft
+                losses["mouth_detail"] = soft.item()
             if config.upper_lip_weight > 0:
                 bands = upper_lip_bands(source["landmarks"].cpu().numpy(), x.shape[-1])
                 upper = upper_lip_penalty(out, x, torch.from_numpy(bands).to(out.device))

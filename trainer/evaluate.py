@@ -24,7 +24,9 @@ lack the target attribute value, composited through the same soft masks as the a
   texture or artefacts; it shows what the enhancement network changes;
 - mouth edits: a hand or an object drawn over the mouth of faces drawn at random (trainer.occluders,
   seeded), edited: the 99th percentile of the change on the occluder (mean over faces, and the share
-  above 16 levels) — an editor should not draw a mouth through fingers;
+  above 16 levels) — an editor should not draw a mouth through fingers; and the mouth's fine detail over
+  the skin's around it (trainer.measures.mouth_detail_ratio), median over the edited faces and over real
+  faces that have the target value, and the share of edited mouths softer than nine tenths of the real;
 - two image grids of faces drawn at random with a fixed seed: `evaluation.png` (input | transformed |
   edited crop) and `evaluation-photos.png` (each face's source photo edited by the app's `edit_photo`,
   256 px high; a photo that cannot be read is replaced by the edited crop, one where dlib finds no face is
@@ -62,6 +64,7 @@ from trainer.data import (
     PreparedDataset,
     inner_mouth_masks,
     lip_ring_masks,
+    mouth_detail_masks,
     region_masks,
     to_tensor,
     upper_lip_bands,
@@ -76,6 +79,7 @@ from trainer.measures import (
     green_fraction,
     grey_fraction,
     lip_warmth_shift,
+    mouth_detail_ratio,
     occluder_change,
     outer_feather_change,
     paled_lips_fraction,
@@ -147,6 +151,7 @@ class _Scores:
     lip_warmth: list[float] = field(default_factory=list)
     upper_lip: list[float] = field(default_factory=list)
     sharpness: list[float] = field(default_factory=list)
+    mouth_detail: list[float] = field(default_factory=list)
 
 
 def evaluate_model(
@@ -242,6 +247,15 @@ def evaluate_model(
         metrics["sharpness_ratio"] = round(float(np.median(main.sharpness)), 3)
 
     real = np.asarray(dataset.crops[real_rows[: sizes.limit]])
+    if main.mouth_detail:
+        # the same ratio on real faces that have the target value: how detailed a real mouth of the kind
+        # the edit makes is, in these photos; an edited mouth under a tenth of them is a soft patch
+        own = np.asarray(judge.mouth_detail(real_rows[: sizes.limit], real, real))
+        metrics["mouth_detail_ratio"] = round(float(np.median(main.mouth_detail)), 3)
+        if len(own):
+            metrics["mouth_detail_ratio_real"] = round(float(np.median(own)), 3)
+            soft = np.asarray(main.mouth_detail) < np.percentile(own, 10)
+            metrics["soft_mouth_faces"] = round(float(soft.mean()), 4)
     if sizes.two_sample_steps > 0 and len(real) >= 2:
         runs = two_sample_accuracies(
             np.stack(main.edited),
@@ -375,6 +389,8 @@ class _Judge:
                 inside = masks[i] > 0.5
                 if inside.any():
                     scores.sharpness.append(_detail(edited[i], inside) / max(_detail(crops[i], inside), 1e-6))
+            if self.region == RegionKind.MOUTH:
+                scores.mouth_detail += self.mouth_detail(batch_rows, edited, crops)
             if self.region == RegionKind.MOUTH and self.target == 0:  # closing: the teeth become lips
                 scores.faded_lips += self.faded_lips(batch_rows, crops, edited)
             if self.region == RegionKind.MOUTH and self.target == 1:  # opening: the lips keep their red
@@ -383,6 +399,14 @@ class _Judge:
                 scores.lip_warmth += warmth
                 scores.upper_lip += upper
         return scores
+
+    def mouth_detail(self, rows: np.ndarray, images: np.ndarray, sources: np.ndarray) -> list[float]:
+        """Per face: the fine detail of its mouth in `images` over the skin's around it in `sources`."""
+        mouths, skin = mouth_detail_masks(np.asarray(self.dataset.landmarks[rows]), self.dataset.size)
+        ratios = (
+            mouth_detail_ratio(images[i], sources[i], mouths[i, 0], skin[i, 0]) for i in range(len(rows))
+        )
+        return [ratio for ratio in ratios if ratio is not None]
 
     def faded_lips(self, rows: np.ndarray, crops: np.ndarray, edited: np.ndarray) -> list[float]:
         """Per face with its mouth open, where the teeth were: the share less red than its own lips."""

@@ -306,6 +306,7 @@ def _training_summary(
                         "lip_colour_weight",
                         "upper_lip_weight",
                         "occluder_weight",
+                        "mouth_detail_weight",
                     )
                     if recipe
                     else ()

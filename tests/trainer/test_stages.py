@@ -433,7 +433,7 @@ def test_a_mouth_edit_hides_the_inner_mouth_and_starts_from_an_earlier_d(
     chain: dict[str, Path], dataset_dir: Path, tmp_path: Path
 ) -> None:
     """--inner-detail-weight, --green-weight, --lip-colour-weight (and --upper-lip-weight,
-    --occluder-weight) are logged as losses of a mouth edit
+    --occluder-weight, --mouth-detail-weight) are logged as losses of a mouth edit
     (this set's "mouth" edit removes an attribute, as closing a mouth does; a second run adds it, as
     opening does, through the opened lips' prior); --init-discriminator
     loads D and the region D of an earlier edit run (with their learning rate 0 they are still exactly
@@ -453,11 +453,12 @@ def test_a_mouth_edit_hides_the_inner_mouth_and_starts_from_an_earlier_d(
         tmp_path / "runs", "--stage", "edit", "--data", str(dataset_dir),
         "--attribute", "Eyeglasses", "--direction", "add", "--region", "mouth",
         "--steps", "2", "--gan-loss", "hinge", "--lip-colour-weight", "50", "--upper-lip-weight", "30",
-        "--occluder-weight", "30",
+        "--occluder-weight", "30", "--mouth-detail-weight", "100",
     )  # fmt: skip
     opened = [r["losses"] for r in JsonlLog(opening / "log.jsonl").read() if "losses" in r]
     assert opened and all(np.isfinite(step["lip_colour"]) and step["lip_colour"] >= 0.0 for step in opened)
     assert all(np.isfinite(step["upper_lip"]) and step["upper_lip"] >= 0.0 for step in opened)
+    assert all(np.isfinite(step["mouth_detail"]) and step["mouth_detail"] >= 0.0 for step in opened)
     # a hand drawn over the mouth: an editor fresh from the identity leaves it alone, so the term is small
     assert all(np.isfinite(step["occluder"]) and 0.0 <= step["occluder"] < 0.05 for step in opened)
     for name in ("discriminator", "region_discriminator"):

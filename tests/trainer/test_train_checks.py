@@ -69,30 +69,24 @@ def test_inner_detail_and_the_region_box_are_for_local_edits_and_d_starts_from_a
         )
     assert main([*arguments, "--region", "mouth", "--green-weight", "100"]) == EXIT_OK
     assert '"green_weight": 100.0' in capsys.readouterr().out
-    lip_colour = ["--lip-colour-weight", "50"]  # closing and opening a mouth both have a lip prior
-    for direction in ("add", "remove"):
-        assert main([*arguments, "--region", "mouth", *lip_colour, "--direction", direction]) == EXIT_OK
-        assert '"lip_colour_weight": 50.0' in capsys.readouterr().out
-    for region in ([], ["--region", "eyes"]):
-        assert main([*arguments, *region, *lip_colour]) == EXIT_USAGE
-        assert "--lip-colour-weight (the lips keep their own colour) is for mouth edits only" in (
-            capsys.readouterr().err
-        )
+    mouth_priors = (  # mouth edits, closing and opening alike: (flag, value, field, why)
+        ("--lip-colour-weight", "50", "lip_colour_weight", "the lips keep their own colour"),
+        ("--occluder-weight", "30", "occluder_weight", "a hand over the mouth is left alone"),
+        ("--mouth-detail-weight", "100", "mouth_detail_weight", "a mouth as sharp as its photo"),
+    )
+    for flag, value, name, why in mouth_priors:
+        for direction in ("add", "remove"):
+            assert main([*arguments, "--region", "mouth", flag, value, "--direction", direction]) == EXIT_OK
+            assert f'"{name}": {float(value)}' in capsys.readouterr().out
+        for region in ([], ["--region", "eyes"]):
+            assert main([*arguments, *region, flag, value]) == EXIT_USAGE
+            assert f"{flag} ({why}) is for mouth edits only" in capsys.readouterr().err
     upper_lip = ["--upper-lip-weight", "30"]  # only an opening mouth keeps its upper lip where it is
     assert main([*arguments, "--region", "mouth", *upper_lip, "--direction", "add"]) == EXIT_OK
     assert '"upper_lip_weight": 30.0' in capsys.readouterr().out
     for wrong in (["--region", "mouth", "--direction", "remove"], ["--region", "eyes", "--direction", "add"]):
         assert main([*arguments, *wrong, *upper_lip]) == EXIT_USAGE
         assert "--upper-lip-weight (an opened mouth keeps its upper lip) is for opening mouths only" in (
-            capsys.readouterr().err
-        )
-    occluder = ["--occluder-weight", "30"]  # a hand over the mouth: mouth edits, both directions
-    for direction in ("add", "remove"):
-        assert main([*arguments, "--region", "mouth", *occluder, "--direction", direction]) == EXIT_OK
-        assert '"occluder_weight": 30.0' in capsys.readouterr().out
-    for region in ([], ["--region", "eyes"]):
-        assert main([*arguments, *region, *occluder]) == EXIT_USAGE
-        assert "--occluder-weight (a hand over the mouth is left alone) is for mouth edits only" in (
             capsys.readouterr().err
         )
     for box in ([], ["--region", "mouth", "--region-box-scale", "0"]):
