@@ -496,8 +496,9 @@ def _run_model_name(run: Path) -> str:
 def _run_evaluate(options: argparse.Namespace) -> int:
     from trainer.evaluate import EvaluationSizes, evaluate_model
 
-    names = ("limit", "two_sample_steps", "grey_faces", "already_target", "grid_faces", "occluded_faces")
-    names += ("seed",)
+    names = (
+        "limit", "two_sample_steps", "grey_faces", "already_target", "grid_faces", "occluded_faces", "seed",
+    )  # fmt: skip
     sizes = EvaluationSizes(
         **{name: getattr(options, name) for name in names if getattr(options, name) is not None}
     )

@@ -184,6 +184,13 @@ INNER_LIPS = tuple(range(60, 68))
 _UPPER_INNER, _LOWER_INNER = [61, 62, 63], [67, 66, 65]
 
 
+def _grown(fill: np.ndarray, radius: int) -> np.ndarray:
+    """A 0/1 uint8 fill dilated by a disc of `radius` pixels (itself for 0)."""
+    if radius <= 0:
+        return fill
+    return cv2.dilate(fill, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+
+
 def inner_mouth_masks(
     landmarks: np.ndarray, size: int, grow: float = 0.06, closed_below: float = 0.04
 ) -> np.ndarray:
@@ -197,12 +204,7 @@ def inner_mouth_masks(
         hull = cv2.convexHull(marks[list(INNER_LIPS)].astype(np.float32)).reshape(-1, 2)
         if opening < closed_below * iod or len(hull) < 3:
             continue
-        fill = Polygon.from_array(hull).fill(size, size)
-        radius = round(grow * iod)
-        if radius > 0 and fill.any():
-            disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-            fill = cv2.dilate(fill, disc)
-        masks[index, 0] = fill
+        masks[index, 0] = _grown(Polygon.from_array(hull).fill(size, size), round(grow * iod))
     return masks
 
 
@@ -223,12 +225,6 @@ def lip_ring_masks(landmarks: np.ndarray, size: int, inner: np.ndarray) -> np.nd
 #: Inter-ocular distances by which the outer lips' polygon is grown for the mouth (`mouth_detail_masks`),
 #: and the inner and outer radius of the skin ring around it.
 MOUTH_GROW, SKIN_RING = 0.05, (0.12, 0.30)
-
-
-def _grown(fill: np.ndarray, radius: int) -> np.ndarray:
-    if radius <= 0:
-        return fill
-    return cv2.dilate(fill, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
 
 
 def mouth_detail_masks(landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
