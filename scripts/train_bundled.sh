@@ -9,9 +9,12 @@
 #   scripts/train_bundled.sh resume NAME STEPS [OPTIONS]  # continue it to STEPS with changed options
 #   scripts/train_bundled.sh export NAME        # export + evaluate into resources/models/NAME
 #
-# Bundled from this script: remove-eyeglasses, open-mouth, male-to-female, old-to-young. The bundled
-# close-mouth is the earlier DIAT-A model (docs/TRAINING.md section 4): `export close-mouth` would replace it
-# with the weaker recipe model.
+# Bundled from this script on the CPU: old-to-young. Remove eyeglasses is a warm start on the synthetic
+# pairs alone (docs/ABLATION.md, "Taking drawn rims off"). Open mouth, close mouth and male → female
+# started on a lent GPU (`pack` / `fleet`, trainer/bundled_edits.py) and the two mouth editors were then
+# cleaned on the CPU in rounds held by a teacher: their command sequences are in docs/TRAINING.md
+# section 4 and docs/ABLATION.md. `export NAME` replaces resources/models/NAME, so export any of those
+# four from this script only to replace it on purpose.
 #
 # Each edit run uses one thread (`--threads 1`): on the 2-core development machine the five edits were
 # trained side by side. Environment: RUNS (default runs), DATA (default data/wild), T (the trainer).
@@ -98,6 +101,6 @@ case "${1:-}" in
       --quality-bar
     ;;
   *)
-    sed -n '2,14p' "$0"; exit 2
+    sed -n '2,17p' "$0"; exit 2
     ;;
 esac

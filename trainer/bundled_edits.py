@@ -65,18 +65,39 @@ EDITS: dict[str, EditSpec] = {
     for spec in (
         # synthetic pairs: glasses drawn onto glasses-free faces (trainer/glasses.py); the eye region
         # grown to 0.45 inter-ocular distances: the default 0.18 cuts through the rims (docs/ABLATION.md,
-        # "The eye region and the glasses")
+        # "The eye region and the glasses"); the pairs' L1 over the drawn pixels and the detail gate that
+        # takes the rims away (docs/ABLATION.md, "Taking drawn rims off")
         EditSpec(
             "remove-eyeglasses",
             "Eyeglasses",
             "remove",
             "eyes",
-            {"pair_weight": 10.0, "region_margin": 0.45},
+            {"pair_weight": 10.0, "drawn_pair_weight": 10.0, "detail_gate": 1.5, "region_margin": 0.45},
         ),
         # Δ low-passed (trainer.networks.DeltaLowPass), σ per edit: docs/ABLATION.md, "Δ low-passed"; close
-        # mouth's mask-edge and outside terms, its detail gate with the term that asks it to hide the teeth,
-        # and a region D that sees the whole mask: docs/ABLATION.md, "Hiding the teeth"
-        EditSpec("open-mouth", "Mouth_Slightly_Open", "add", "mouth", {"delta_lowpass": 0.7}),
+        # mouth's mask-edge term, its detail gate with the term that asks it to hide the teeth, and a region
+        # D that sees the whole mask: docs/ABLATION.md, "Hiding the teeth". The priors after them are what
+        # the CPU rounds that cleaned the shipped mouth editors added, at the weights they shipped with:
+        # nothing written outside the mask ("What the mean hid"), no green or fine colour specks ("Held by
+        # a teacher", "A discriminator that knows the editor"), the lips' own colour ("Opened lips keep
+        # their colour"), a hand over the mouth left alone ("A hand over the mouth"), a mouth as sharp as
+        # its photo ("A soft patch where the mouth was"). Those rounds held a teacher; from the identity,
+        # beside D, these weights are untried.
+        EditSpec(
+            "open-mouth",
+            "Mouth_Slightly_Open",
+            "add",
+            "mouth",
+            {
+                "delta_lowpass": 0.7,
+                "outside_weight": 30.0,
+                "colour_detail_weight": 100.0,
+                "green_weight": 1000.0,
+                "lip_colour_weight": 150.0,
+                "upper_lip_weight": 30.0,
+                "occluder_weight": 30.0,
+            },
+        ),
         EditSpec(
             "close-mouth",
             "Mouth_Slightly_Open",
@@ -85,10 +106,12 @@ EDITS: dict[str, EditSpec] = {
             {
                 "delta_lowpass": 1.15,
                 "edge_weight": 5.0,
-                "outside_weight": 3.0,
+                "outside_weight": 30.0,
                 "detail_gate": 1.5,
                 "inner_detail_weight": 10.0,
                 "region_box_scale": 1.6,
+                "lip_colour_weight": 50.0,
+                "mouth_detail_weight": 100.0,
             },
         ),
         EditSpec("male-to-female", "Male", "remove", None),

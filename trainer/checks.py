@@ -345,12 +345,14 @@ def _check_needs(config: TrainConfig, problems: list[str], checked: Checked) -> 
                 "stage 'diat' without --denoiser: the perceptual regulariser ||f(T(x)) - T(x)||^2 is off "
                 "(give a 'denoise' run, or --perceptual-weight 0 to say that this is meant)"
             )
-    if (
-        config.pair_weight > 0
-        and config.stage == "edit"
-        and (config.attribute != "Eyeglasses" or config.direction != "remove")
-    ):
-        problems.append("--pair-weight (synthetic glasses pairs) is for removing Eyeglasses only")
+    for name in ("pair_weight", "drawn_pair_weight"):
+        if (
+            getattr(config, name) > 0
+            and config.stage == "edit"
+            and (config.attribute != "Eyeglasses" or config.direction != "remove")
+        ):
+            flag = "--" + name.replace("_", "-")
+            problems.append(f"{flag} (synthetic glasses pairs) is for removing Eyeglasses only")
     if config.stage == "edit":
         _check_teacher(config, problems)
         _check_discriminator_warmup(config, problems)

@@ -110,7 +110,12 @@ class TrainConfig:
     """A `classify` run (D's architecture, frozen) whose attribute loss guides T. Never the evaluator."""
     attribute_weight: float = 1.0
     pair_weight: float = 0.0
-    """Remove eyeglasses: L1 weight of the synthetic pairs (glasses drawn onto glasses-free faces)."""
+    """Remove eyeglasses: L1 weight of the synthetic pairs (glasses drawn onto glasses-free faces). With
+    every weight on the real source faces at 0 (trainer.edit_stage.SOURCE_TERMS), no guide and no teacher,
+    a run trains on the pairs alone and skips T's pass over the real faces (a warm start)."""
+    drawn_pair_weight: float = 0.0
+    """Remove eyeglasses: L1 weight of the synthetic pairs over the drawn pixels alone
+    (trainer.losses.drawn_pixels_penalty: a rim left in place costs its whole difference); 0 = off."""
     keep_weight: float = 0.0
     """Faces that already have the target attribute go through T too and their Δ is penalised (L1): an
     edit should leave them as they are (trainer.losses.unchanged_penalty). From the first step it stops a

@@ -68,6 +68,7 @@ from trainer.identity import SAME_PERSON_DISTANCE
 from trainer.losses import (
     colour_detail,
     colour_drift,
+    drawn_pixels_penalty,
     edit_magnitude,
     feature_distance,
     gan_losses,
@@ -88,6 +89,25 @@ from trainer.networks import PlainEditor, ResidualEditor, SpectralDiscriminator
 from trainer.occluders import occlude_batch
 from trainer.runs import network_state, run_config
 from trainer.stage_base import Stage, attribute_rows, load_trained
+
+#: The weights of the terms computed on T's edit of the real source faces (a step with all of them at 0,
+#: no guide and no teacher, trains on the synthetic pairs alone: `EditStage.pairs_only`).
+SOURCE_TERMS = (
+    "adversarial_weight",
+    "identity_weight",
+    "embedding_weight",
+    "edit_weight",
+    "colour_weight",
+    "edge_weight",
+    "outside_weight",
+    "inner_detail_weight",
+    "lip_colour_weight",
+    "mouth_detail_weight",
+    "upper_lip_weight",
+    "colour_detail_weight",
+    "green_weight",
+    "occluder_weight",
+)
 
 #: Region patches judged by the region D: (landmark indices, box width and height in eye distances,
 #: patch height and width in pixels at a 128 px crop — about the crop's own resolution there).
@@ -202,7 +222,7 @@ class EditStage(Stage):
         self.source = self.sampler("source", attribute_rows(self, 1 - target), region=self.region)
         self.target = self.sampler("target", attribute_rows(self, target), region=self.region)
         self.pairs = None
-        if config.pair_weight > 0:
+        if config.pair_weight > 0 or config.drawn_pair_weight > 0:
             if config.attribute != "Eyeglasses" or target != 0:
                 raise ValueError("--pair-weight (synthetic glasses pairs) is for removing Eyeglasses only")
             self.pairs = self.sampler("pairs", attribute_rows(self, 0), region=self.region)
@@ -210,6 +230,14 @@ class EditStage(Stage):
         self.occluder_rng = np.random.default_rng(config.seed + 37 * self.dist.rank)
         self.cpu_bf16 = cpu_has_native_bf16()
         self.fixed = self.fixed_rows(config.attribute, 1 - target)
+        #: A warm start on the synthetic pairs alone (every weight on the real source faces at 0): the
+        #: step skips T's pass over those faces, which nothing would learn from — half the step's time.
+        self.pairs_only = (
+            self.pairs is not None
+            and not any(getattr(config, name) > 0 for name in SOURCE_TERMS)
+            and self.classifier is None
+            and self.teacher is None
+        )
 
     # -- pieces ----------------------------------------------------------------------------------------------
 
@@ -265,6 +293,9 @@ class EditStage(Stage):
             losses["adversarial"] = float(fooled)
             return losses
 
+        if self.pairs_only:
+            return self._pairs_step(real_batch)
+
         # T runs once per step: its output, detached, is D's fake; with the graph kept, T's own loss
         # (after D's update, as in the alternating scheme) — one T forward fewer than two separate passes
         with self.autocast():
@@ -290,11 +321,14 @@ class EditStage(Stage):
                 if adversarial_on
                 else torch.zeros((), device=out.device)
             )
-            out_features, out_descriptor = self.identity(out)
-            with torch.no_grad():
-                x_features, x_descriptor = self.identity(x)
-            identity = feature_distance(out_features, x_features)
-            embedding = F.mse_loss(out_descriptor, x_descriptor) * out_descriptor.shape[1]
+            if config.identity_weight > 0 or config.embedding_weight > 0:
+                out_features, out_descriptor = self.identity(out)
+                with torch.no_grad():
+                    x_features, x_descriptor = self.identity(x)
+                identity = feature_distance(out_features, x_features)
+                embedding = F.mse_loss(out_descriptor, x_descriptor) * out_descriptor.shape[1]
+            else:  # a run trained on pairs alone: the face recogniser's two passes would weigh nothing
+                identity = embedding = torch.zeros((), device=out.device)
             loss = (
                 config.adversarial_weight * adversarial
                 + config.identity_weight * identity
@@ -369,9 +403,10 @@ class EditStage(Stage):
                 loss = loss + config.keep_weight * kept
                 losses["kept"] = kept.item()
             if self.pairs is not None:
-                pair = self._pair_loss()
-                loss = loss + config.pair_weight * pair
+                pair, drawn_pixels = self._pair_loss()
+                loss = loss + config.pair_weight * pair + config.drawn_pair_weight * drawn_pixels
                 losses["pairs"] = pair.item()
+                losses["drawn_pixels"] = drawn_pixels.item()
             if config.occluder_weight > 0:
                 covered = self._occluder_loss()
                 loss = loss + config.occluder_weight * covered
@@ -389,6 +424,24 @@ class EditStage(Stage):
             delta=delta.abs().mean().item(),
             t_total=loss.item(),
         )
+        return losses
+
+    def _pairs_step(self, real_batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """A step on the synthetic glasses pairs (and the faces that keep their look, with `keep_weight`)."""
+        config = self.config
+        losses: dict[str, float] = {}
+        with self.autocast():
+            pair, drawn_pixels = self._pair_loss()
+            loss = config.pair_weight * pair + config.drawn_pair_weight * drawn_pixels
+            if config.keep_weight > 0:
+                _, kept_delta = self.edit(self.T, real_batch["image"], real_batch.get("mask"))
+                kept = unchanged_penalty(kept_delta, real_batch.get("mask"))
+                loss = loss + config.keep_weight * kept
+                losses["kept"] = kept.item()
+        self.optimise(self.optimizers["editor"], loss)
+        if self.ema is not None:
+            self.ema.update(self.networks["editor"])
+        losses.update(pairs=pair.item(), drawn_pixels=drawn_pixels.item(), t_total=loss.item())
         return losses
 
     def _discriminator_step(
@@ -440,17 +493,20 @@ class EditStage(Stage):
             penalty = penalty + r1_penalty(self.region_D(patches)[0], patches)
         return penalty
 
-    def _pair_loss(self) -> torch.Tensor:
-        """Glasses drawn onto glasses-free faces: T must give back the clean face (L1 in the edit region)."""
+    def _pair_loss(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Glasses drawn onto glasses-free faces: T must give back the clean face — (L1 in the edit region,
+        L1 over the drawn pixels alone: trainer.losses.drawn_pixels_penalty)."""
         assert self.pairs is not None
         rows = np.sort(self.pairs.rng.choice(self.pairs.rows, self.config.batch_size))
         batch = self.to_device(self.pairs.load(rows))  # the clean faces (targets) and their masks
         clean = np.asarray(self.dataset.crops[rows])
-        drawn, _ = add_glasses_batch(clean, self.dataset.landmarks[rows], self.pair_rng)
+        drawn, drawn_mask = add_glasses_batch(clean, self.dataset.landmarks[rows], self.pair_rng)
         drawn_t = to_tensor(drawn).to(self.device)
         out, _ = self.edit(self.T, drawn_t, batch.get("mask"))
         weight = batch["mask"] if "mask" in batch else torch.ones_like(out[:, :1])
-        return ((out - batch["image"]).abs() * weight).sum() / (weight.sum() * 3).clamp_min(1.0)
+        region = ((out - batch["image"]).abs() * weight).sum() / (weight.sum() * 3).clamp_min(1.0)
+        drawn = torch.from_numpy(drawn_mask)[:, None].to(out.device)
+        return region, drawn_pixels_penalty(out, batch["image"], drawn)
 
     def _occluder_loss(self) -> torch.Tensor:
         """A hand or an object drawn over the mouth of half a batch of source faces: T must leave the

@@ -296,6 +296,7 @@ def _training_summary(
                         "region_adversarial_weight",
                         "r1_weight",
                         "pair_weight",
+                        "drawn_pair_weight",
                         "keep_weight",
                         "edge_weight",
                         "outside_weight",

@@ -19,6 +19,11 @@ import numpy as np
 _RIM_COLOURS = (
     (20, 20, 20), (45, 35, 30), (70, 50, 35), (90, 90, 95), (150, 150, 155), (175, 150, 90), (110, 30, 30),
 )  # fmt: skip
+#: How often each rim colour is drawn: real frames in CelebA and LFW are mostly black or dark brown
+#: plastic and thin grey metal; gold and red are rare (looked at: 2026-11-29, 12 + 12 faces side by side —
+#: the earlier uniform choice drew bright gold and grey rims on half the faces).
+_RIM_ODDS = np.array([0.38, 0.14, 0.08, 0.12, 0.16, 0.06, 0.06])
+_METAL = (3, 4, 5)  # grey and gold: thin wire frames
 _TINTS = ((40, 40, 40), (70, 50, 30), (40, 60, 80), (60, 60, 30))
 
 
@@ -32,20 +37,28 @@ class GlassesStyle:
     lens_alpha: float  # 0 = clear
     tint: tuple[int, int, int]
     drop: float  # lens centre below the eye centre, fraction of the eye distance
+    glare: float = 0.0
+    """A light reflected by each lens: a soft white streak across it, at this opacity (0 = none)."""
+    browline: bool = False
+    """Only the upper rim is drawn (a half-rim or browline frame); the lower lens edge is bare."""
 
     @classmethod
     def random(cls, rng: np.random.Generator) -> GlassesStyle:
-        dark = rng.random() < 0.12
-        tinted = not dark and rng.random() < 0.25
+        dark = rng.random() < 0.15
+        tinted = not dark and rng.random() < 0.2
+        colour = int(rng.choice(len(_RIM_COLOURS), p=_RIM_ODDS))
+        # real lenses are wider than tall and about 0.8 eye distances across (half-width 0.4)
         return cls(
-            shape=str(rng.choice(["oval", "round", "rect"])),
-            size=float(rng.uniform(0.36, 0.5)),
-            aspect=float(rng.uniform(0.55, 0.85)),
-            thickness=int(rng.integers(1, 4)),
-            rim=tuple(int(c) for c in _RIM_COLOURS[rng.integers(len(_RIM_COLOURS))]),  # type: ignore[arg-type]
-            lens_alpha=float(rng.uniform(0.6, 0.85) if dark else rng.uniform(0.12, 0.35) if tinted else 0.0),
+            shape=str(rng.choice(["oval", "round", "rect"], p=[0.35, 0.15, 0.5])),
+            size=float(rng.uniform(0.36, 0.48)),
+            aspect=float(rng.uniform(0.55, 0.8)),
+            thickness=int(rng.integers(1, 3) if colour in _METAL else rng.integers(1, 5)),
+            rim=_RIM_COLOURS[colour],
+            lens_alpha=float(rng.uniform(0.6, 0.9) if dark else rng.uniform(0.12, 0.35) if tinted else 0.0),
             tint=tuple(int(c) for c in _TINTS[rng.integers(len(_TINTS))]),  # type: ignore[arg-type]
-            drop=float(rng.uniform(0.0, 0.12)),
+            drop=float(rng.uniform(0.0, 0.1)),
+            glare=float(rng.uniform(0.1, 0.35)) if rng.random() < 0.35 else 0.0,
+            browline=bool(rng.random() < 0.1),
         )
 
 
@@ -80,13 +93,23 @@ def draw_glasses(
     half_h = style.aspect * half_w
     lens_layer = np.zeros((h * scale, w * scale), np.uint8)
     rim_layer = np.zeros((h * scale, w * scale), np.uint8)
+    glare_layer = np.zeros((h * scale, w * scale), np.uint8)
     lenses = []
     for centre in (left, right):
         polygon = _lens_polygon(centre + down * style.drop * eye_distance, half_w, half_h, angle, style.shape)
         lenses.append(polygon)
         pts = np.round(polygon * scale).astype(np.int32)
         cv2.fillPoly(lens_layer, [pts], 255)
-        cv2.polylines(rim_layer, [pts], True, 255, style.thickness * scale, cv2.LINE_AA)
+        if style.browline:  # the upper half of the outline: the points above the lens centre
+            upper = pts[(polygon - polygon.mean(0)) @ down < 0]
+            cv2.polylines(rim_layer, [upper], False, 255, style.thickness * scale, cv2.LINE_AA)
+        else:
+            cv2.polylines(rim_layer, [pts], True, 255, style.thickness * scale, cv2.LINE_AA)
+        if style.glare > 0:  # a slanted streak through the lens's upper half, clipped to the lens below
+            along = np.array([np.cos(angle + 0.9), np.sin(angle + 0.9)])
+            mid = polygon.mean(0) - down * 0.3 * half_h
+            streak = np.round(np.array([mid - along * half_h, mid + along * half_h]) * scale).astype(np.int32)
+            cv2.line(glare_layer, tuple(streak[0]), tuple(streak[1]), 255, max(int(0.35 * half_h * scale), 1))
     # bridge: between the inner lens edges, slightly above the lens centres
     inner_left = lenses[0][np.argmax(lenses[0] @ eye_vector)]
     inner_right = lenses[1][np.argmin(lenses[1] @ eye_vector)]
@@ -106,9 +129,15 @@ def draw_glasses(
     if style.lens_alpha > 0:
         a = (lens_alpha * style.lens_alpha)[..., None]
         out = out * (1 - a) + np.array(style.tint, np.float32) * a
+    glare = np.zeros_like(lens_alpha)
+    if style.glare > 0:
+        glare_layer = cv2.GaussianBlur(glare_layer, (0, 0), 1.5 * scale) * (lens_layer > 0)
+        glare = cv2.resize(glare_layer, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+        glare *= style.glare
+        out = out * (1 - glare[..., None]) + 255.0 * glare[..., None]
     a = rim_alpha[..., None]
     out = out * (1 - a) + np.array(style.rim, np.float32) * a
-    mask = np.clip(np.maximum(rim_alpha, lens_alpha * (style.lens_alpha > 0)), 0, 1)
+    mask = np.clip(np.maximum.reduce([rim_alpha, lens_alpha * (style.lens_alpha > 0), glare]), 0, 1)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8), mask
 
 

@@ -97,6 +97,21 @@ def colour_detail(delta: torch.Tensor, mask: torch.Tensor | None = None, sigma: 
     return (chroma * mask).sum() / (mask.sum() * delta.shape[1]).clamp_min(1.0)
 
 
+def drawn_pixels_penalty(out: torch.Tensor, clean: torch.Tensor, drawn: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between T's output for a face with drawn glasses and the clean face, over
+    the drawn pixels alone (N×1×H×W soft mask, grown by one pixel for the anti-aliased fringe).
+
+    The synthetic-pair L1 over the whole eye region (`pair_weight`) is mostly pixels that need no change:
+    a rim 2 px wide is ~10% of the region at margin 0.45, so an editor that leaves every rim in place pays
+    a tenth of its error. Here a rim left in place costs its whole difference from the skin beneath.
+    The mean is per face, then over the batch: dark lenses cover ten times a rim's pixels, and a mean over
+    the batch's pixels would spend nearly all of the term on the sunglasses in it."""
+    weight = F.max_pool2d(drawn.float(), 3, stride=1, padding=1)
+    difference = (out.float() - clean.float()).abs() * weight
+    per_face = difference.sum(dim=(1, 2, 3)) / (weight.sum(dim=(1, 2, 3)) * out.shape[1]).clamp_min(1.0)
+    return per_face.mean()
+
+
 def teacher_penalty(
     out: torch.Tensor, taught: torch.Tensor, mask: torch.Tensor | None = None
 ) -> torch.Tensor:

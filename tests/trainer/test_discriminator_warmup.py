@@ -42,13 +42,20 @@ def _losses(run: Path) -> list[dict[str, float]]:
     return [line["losses"] for line in lines if "losses" in line]
 
 
+def _installed_gate() -> float:
+    """The installed editor's detail gate σ (a continued editor keeps its gate: trainer.model_import)."""
+    manifest = json.loads((GLASSES / "manifest.json").read_text())
+    return float(manifest["training"]["recipe"].get("detail_gate") or 0.0)
+
+
 def test_the_warmup_trains_d_alone_then_t_goes_on(tmp_path: Path, dataset_dir: Path) -> None:
     """Stopped after the two warm-up steps, T and its average are still the installed model's weights
     while D has been trained; resumed, the third step trains T against that D."""
     config = TrainConfig(
         stage="edit", data=str(dataset_dir), attribute="Eyeglasses", direction="remove", region="eyes",
         gan_loss="hinge", steps=3, discriminator_warmup=2, batch_size=4, discriminator_width=4, lr=1e-3,
-        init_transform=str(GLASSES), runs_dir=str(tmp_path / "runs"), device="cpu", threads=1,
+        init_transform=str(GLASSES), detail_gate=_installed_gate(), runs_dir=str(tmp_path / "runs"),
+        device="cpu", threads=1,
         log_every=1, sample_every=10, checkpoint_every=1,
     )  # fmt: skip
     run = new_run_folder(tmp_path / "runs", "edit", "warmup")

@@ -150,7 +150,7 @@ def fleet_results(
         "--out", str(root / "out"), "--work", str(root / "work"), "--device", "cpu",
         "--batch-size", "2", "--transform-width", "4", "--discriminator-width", "4",
         "--evaluate-faces", "4", "--two-sample-steps", "2",
-        "--set", "checkpoint_every=5", "--set", "close-mouth:detail_gate=1.5",
+        "--set", "checkpoint_every=5", "--set", "close-mouth:detail_gate=1.2",
     ]  # fmt: skip
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=REPOSITORY)
     return root / "out", result
@@ -177,7 +177,8 @@ def test_fleet_trains_every_edit_without_dlib_and_fits_the_return_limits(
         assert (tmp_path / "unpacked" / name / "run" / "checkpoints" / "latest.pt").is_file()
         config = json.loads((tmp_path / "unpacked" / name / "run" / "config.json").read_text())
         assert config["checkpoint_every"] == 5  # --set FIELD=JSON: every edit
-        assert config["detail_gate"] == (1.5 if name == "close-mouth" else 0.0)  # EDIT:FIELD=JSON: one
+        spec_gate = next(s for s in edit_specs() if s.name == name).config_fields().get("detail_gate", 0.0)
+        assert config["detail_gate"] == (1.2 if name == "close-mouth" else spec_gate)  # EDIT:FIELD=JSON: one
         shutil.copytree(model, tmp_path / "models" / name)
     registry = ModelRegistry([tmp_path / "models"])
     assert sorted(e.name for e in registry.available()) == sorted(BUNDLED)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -10,13 +12,14 @@ from torch import nn
 from diat_studio.core.alignment import CanonicalTemplate
 from diat_studio.core.regions import Polygon, RegionKind
 from trainer.augment import DiffAugment, colour, cutout, translation
-from trainer.data import inner_mouth_masks, lip_ring_masks, region_masks
+from trainer.data import inner_mouth_masks, lip_ring_masks, region_masks, to_tensor
 from trainer.edit_stage import region_patches
 from trainer.ema import WeightAverage
 from trainer.glasses import GlassesStyle, add_glasses_batch, draw_glasses
 from trainer.losses import (
     colour_detail,
     colour_drift,
+    drawn_pixels_penalty,
     edit_magnitude,
     green_penalty,
     hidden_detail_penalty,
@@ -597,6 +600,59 @@ def test_glasses_are_drawn_over_the_eyes_only(astronaut, astronaut_face) -> None
     inside = lens > 0.9
     assert inside.sum() > 200
     assert dark[inside].mean() < 0.6 * aligned.crop[inside].mean()
+
+
+def test_browline_frames_leave_the_lower_rims_bare_and_glare_lightens_the_lenses(
+    astronaut, astronaut_face
+) -> None:
+    from diat_studio.core.alignment import align_face
+
+    aligned = align_face(astronaut, astronaut_face.landmarks, CanonicalTemplate(size=128))
+    marks = aligned.to_crop(astronaut_face.landmarks)
+    full = GlassesStyle("oval", 0.42, 0.7, 2, (20, 20, 20), 0.0, (0, 0, 0), 0.0)
+    _, full_mask = draw_glasses(aligned.crop, marks, full)
+    _, brow_mask = draw_glasses(aligned.crop, marks, dataclasses.replace(full, browline=True))
+    below = int(np.ceil(marks[36:48, 1].max())) + 2  # under the eyes: only the lower rims are drawn there
+    band = slice(below, below + 12)
+    assert full_mask[band].sum() > 20 and brow_mask[band].sum() < 0.1 * full_mask[band].sum()
+    assert brow_mask.sum() > 0.3 * full_mask.sum()  # the upper rims, bridge and arms stay
+    glare = GlassesStyle("oval", 0.42, 0.7, 2, (20, 20, 20), 0.0, (0, 0, 0), 0.0, glare=0.3)
+    shiny, shiny_mask = draw_glasses(aligned.crop, marks, glare)
+    plain, _ = draw_glasses(aligned.crop, marks, full)
+    lighter = shiny.astype(int).sum(2) - plain.astype(int).sum(2)
+    assert lighter.min() >= -1 and (lighter > 15).sum() > 30  # a white streak, never darker
+    assert shiny_mask[lighter > 15].min() > 0.02  # and the pair loss knows where it is
+
+
+def test_drawn_pixels_penalty_weighs_a_rim_left_in_place(astronaut, astronaut_face) -> None:
+    from diat_studio.core.alignment import align_face
+
+    aligned = align_face(astronaut, astronaut_face.landmarks, CanonicalTemplate(size=128))
+    marks = aligned.to_crop(astronaut_face.landmarks)
+    drawn, mask = draw_glasses(
+        aligned.crop, marks, GlassesStyle("rect", 0.42, 0.65, 2, (20, 20, 20), 0.0, (0, 0, 0), 0.0)
+    )
+    clean_t, drawn_t = to_tensor(aligned.crop[None]), to_tensor(drawn[None])
+    drawn_mask = torch.from_numpy(mask)[None, None]
+    region = torch.from_numpy(region_masks(marks[None], RegionKind.EYES, 128, 0.15, 0.45))
+    left_in_place = drawn_pixels_penalty(drawn_t, clean_t, drawn_mask)
+    region_l1 = ((drawn_t - clean_t).abs() * region).sum() / (region.sum() * 3)
+    assert left_in_place > 5 * region_l1  # the region-wide L1 dilutes the rims; this does not
+    assert drawn_pixels_penalty(clean_t, clean_t, drawn_mask) == 0
+    # a change away from the drawing costs nothing here, one on it does
+    elsewhere = clean_t.clone()
+    elsewhere[..., 100:, :] += 0.5
+    assert drawn_pixels_penalty(elsewhere, clean_t, drawn_mask) == 0
+    on_rim = clean_t + 0.5 * (drawn_mask > 0.5)
+    assert drawn_pixels_penalty(on_rim, clean_t, drawn_mask) > 0.2
+    # each face counts alike: sunglasses taken off perfectly beside a rim left in place (ten times fewer
+    # pixels) still cost half the rim's own penalty
+    lenses = torch.zeros_like(drawn_mask)
+    lenses[..., 30:70, 20:110] = 1.0
+    batch = drawn_pixels_penalty(
+        torch.cat([drawn_t, clean_t]), torch.cat([clean_t, clean_t]), torch.cat([drawn_mask, lenses])
+    )
+    assert batch == pytest.approx(left_in_place.item() / 2, rel=1e-5)
 
 
 def test_random_glasses_vary_and_are_reproducible(astronaut, astronaut_face) -> None:

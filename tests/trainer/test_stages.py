@@ -121,6 +121,8 @@ def chain(tmp_path_factory: pytest.TempPathFactory, dataset_dir: Path) -> dict[s
         str(out["classify"]),
         "--pair-weight",
         "1",
+        "--drawn-pair-weight",
+        "2",
         "--keep-weight",
         "2",
         "--delta-lowpass",
@@ -394,7 +396,9 @@ def test_dev_split_is_never_trained_on_and_evaluated_apart(
 def test_edit_recipe_run_logs_every_component(chain: dict[str, Path]) -> None:
     records = JsonlLog(chain["edit"] / "log.jsonl").read()
     losses = [r["losses"] for r in records if "losses" in r]
-    assert {"d", "adversarial", "identity", "attribute", "pairs", "kept", "delta"} <= set(losses[-1])
+    assert {"d", "adversarial", "identity", "attribute", "pairs", "drawn_pixels", "kept", "delta"} <= set(
+        losses[-1]
+    )
     assert "r1" in losses[1]  # lazy R1 on every second step
     heldout = [r["heldout"] for r in records if "heldout" in r][-1]
     assert 0.0 <= heldout["heldout_guide_target_rate"] <= 1.0 and heldout["heldout_delta"] > 0
@@ -467,6 +471,25 @@ def test_a_mouth_edit_hides_the_inner_mouth_and_starts_from_an_earlier_d(
         assert learned and all(torch.equal(before[key], after[key]) for key in learned), name
 
 
+def test_a_warm_start_on_glasses_pairs_alone_skips_the_real_faces(tmp_path: Path, dataset_dir: Path) -> None:
+    """Every weight on T's edit of the real source faces at 0: the step trains on the drawn pairs (and the
+    faces that keep their look) only — no identity, attribute or Δ terms are computed — and still learns."""
+    arguments = ["--stage", "edit", "--data", str(dataset_dir), "--attribute", "Eyeglasses", "--direction"]
+    real_faces = ["--adversarial-weight", "0", "--identity-weight", "0", "--embedding-weight", "0"]
+    weights = [*real_faces, "--edit-weight", "0", "--colour-weight", "0", "--attribute-weight", "0"]
+    pairs = ["--pair-weight", "1", "--drawn-pair-weight", "1", "--keep-weight", "1", "--steps", "3"]
+    run = train(tmp_path, *arguments, "remove", "--region", "eyes", *weights, *pairs)
+    losses = [r["losses"] for r in JsonlLog(run / "log.jsonl").read() if "losses" in r]
+    assert set(losses[-1]) == {"pairs", "drawn_pixels", "kept", "t_total"}
+    assert network_state(run, "editor")["net.10.weight"].abs().sum() > 0  # the zeroed last layer moved
+    # one term on the real faces (Δ's size, at its default weight) brings their pass back
+    run = train(
+        tmp_path, *arguments, "remove", "--region", "eyes", *real_faces, "--colour-weight", "0", *pairs
+    )
+    losses = [r["losses"] for r in JsonlLog(run / "log.jsonl").read() if "losses" in r]
+    assert {"pairs", "drawn_pixels", "identity", "delta"} <= set(losses[-1])
+
+
 def test_edit_export_is_the_weight_average(chain: dict[str, Path], tmp_path: Path) -> None:
     """The exported T of an `edit` run is its EMA editor, runs in the app like in torch, and edits as a
     residual: x + Δ (the app then applies the region mask, as the stage did in training)."""
@@ -478,6 +501,7 @@ def test_edit_export_is_the_weight_average(chain: dict[str, Path], tmp_path: Pat
     assert manifest.training["variant"] == "diat"
     assert manifest.training["recipe"]["attribute_classifier"] == chain["classify"].name
     assert manifest.training["weights"]["pair_weight"] == 1.0
+    assert manifest.training["weights"]["drawn_pair_weight"] == 2.0
     assert manifest.training["weights"]["keep_weight"] == 2.0
     assert manifest.training["recipe"]["delta_lowpass"] == 0.7
     average = load_trained(chain["edit"], "editor_ema", "transform_width", kind="editor", delta_lowpass=0.7)

@@ -99,6 +99,16 @@ def test_inner_detail_and_the_region_box_are_for_local_edits_and_d_starts_from_a
     assert "is a 'classify' run; --init-discriminator takes an edit run" in capsys.readouterr().err
 
 
+def test_synthetic_glasses_pairs_are_for_removing_eyeglasses_only(capsys, dataset_dir: Path) -> None:
+    arguments = ["train", "--stage", "edit", "--data", str(dataset_dir), "--region", "eyes", "--dry-run"]
+    for flag in ("--pair-weight", "--drawn-pair-weight"):
+        name = flag[2:].replace("-", "_")
+        assert main([*arguments, *GLASSES, flag, "10"]) == EXIT_OK
+        assert f'"{name}": 10.0' in capsys.readouterr().out
+        assert main([*arguments, "--attribute", "Eyeglasses", "--direction", "add", flag, "10"]) == EXIT_USAGE
+        assert f"{flag} (synthetic glasses pairs) is for removing Eyeglasses only" in capsys.readouterr().err
+
+
 def test_dry_run_checks_the_attribute_and_the_runs(capsys, tmp_path: Path, dataset_dir: Path, runs) -> None:
     base = ["train", "--stage", "edit", "--data", str(dataset_dir), "--direction", "remove", "--dry-run"]
     assert main([*base, "--attribute", "Eyeglass"]) == EXIT_USAGE
