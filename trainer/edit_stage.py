@@ -224,7 +224,10 @@ class EditStage(Stage):
         self.pairs = None
         if config.pair_weight > 0 or config.drawn_pair_weight > 0:
             if config.attribute != "Eyeglasses" or target != 0:
-                raise ValueError("--pair-weight (synthetic glasses pairs) is for removing Eyeglasses only")
+                raise ValueError(
+                    "--pair-weight / --drawn-pair-weight (synthetic glasses pairs) are for removing "
+                    "Eyeglasses only"
+                )
             self.pairs = self.sampler("pairs", attribute_rows(self, 0), region=self.region)
             self.pair_rng = np.random.default_rng(config.seed + 31 * self.dist.rank)
         self.occluder_rng = np.random.default_rng(config.seed + 37 * self.dist.rank)
@@ -277,6 +280,8 @@ class EditStage(Stage):
 
     def step(self, step: int) -> dict[str, float]:
         config = self.config
+        if self.pairs_only:  # no term reads the real source faces: not even their batch is loaded
+            return self._pairs_step()
         source = self.to_device(self.source.next())
         real_batch = self.to_device(self.target.next())
         x, mask = source["image"], source.get("mask")
@@ -292,9 +297,6 @@ class EditStage(Stage):
                 fooled = sum(self.gan_g(logit) for logit in self.judge(out, source["landmarks"]))
             losses["adversarial"] = float(fooled)
             return losses
-
-        if self.pairs_only:
-            return self._pairs_step(real_batch)
 
         # T runs once per step: its output, detached, is D's fake; with the graph kept, T's own loss
         # (after D's update, as in the alternating scheme) — one T forward fewer than two separate passes
@@ -398,8 +400,7 @@ class EditStage(Stage):
                 loss = loss + config.teacher_weight * held
                 losses["teacher"] = held.item()
             if config.keep_weight > 0:
-                _, kept_delta = self.edit(self.T, real, real_batch.get("mask"))
-                kept = unchanged_penalty(kept_delta, real_batch.get("mask"))
+                kept = self._kept_loss(real_batch)
                 loss = loss + config.keep_weight * kept
                 losses["kept"] = kept.item()
             if self.pairs is not None:
@@ -426,7 +427,12 @@ class EditStage(Stage):
         )
         return losses
 
-    def _pairs_step(self, real_batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    def _kept_loss(self, real_batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Faces that already have the target attribute: T's Δ on them (trainer.losses.unchanged_penalty)."""
+        _, kept_delta = self.edit(self.T, real_batch["image"], real_batch.get("mask"))
+        return unchanged_penalty(kept_delta, real_batch.get("mask"))
+
+    def _pairs_step(self) -> dict[str, float]:
         """A step on the synthetic glasses pairs (and the faces that keep their look, with `keep_weight`)."""
         config = self.config
         losses: dict[str, float] = {}
@@ -434,8 +440,7 @@ class EditStage(Stage):
             pair, drawn_pixels = self._pair_loss()
             loss = config.pair_weight * pair + config.drawn_pair_weight * drawn_pixels
             if config.keep_weight > 0:
-                _, kept_delta = self.edit(self.T, real_batch["image"], real_batch.get("mask"))
-                kept = unchanged_penalty(kept_delta, real_batch.get("mask"))
+                kept = self._kept_loss(self.to_device(self.target.next()))
                 loss = loss + config.keep_weight * kept
                 losses["kept"] = kept.item()
         self.optimise(self.optimizers["editor"], loss)
