@@ -3,7 +3,8 @@
     .venv/bin/python bench/bench_models.py [--models resources/models] [--batch 16] [--repeat 5]
 
 For every available model in the folder: the ONNX files' total size, and the time of transform +
-enhancer through the app's own sessions (ONNX Runtime, the device the app would pick) on the aligned
+enhancer (every transform pass the manifest asks for, and the grey rule: `pipeline.edit_crops`) through
+the app's own sessions (ONNX Runtime, the device the app would pick) on the aligned
 astronaut face, for one face and for a batch (per face = batch time / batch size). Median of --repeat
 runs after one warm-up. Targets from the bundled-models issue: ≤ 20 MB and ≤ 60 ms per face.
 Prints a Markdown table.
@@ -24,8 +25,9 @@ from bench.timing import median_ms
 from diat_studio.core.alignment import align_face
 from diat_studio.core.faces import FaceDetector
 from diat_studio.core.image_io import load_photo
-from diat_studio.core.inference import AttributeModel, Device, LocalEnhancer, load_attribute_model
+from diat_studio.core.inference import AttributeModel, Device, load_attribute_model
 from diat_studio.core.paths import bundled_models_dir, resource_path
+from diat_studio.core.pipeline import edit_crops
 from diat_studio.core.regions import RegionKind, region_polygon
 from diat_studio.core.registry import ModelRegistry
 
@@ -34,12 +36,8 @@ LATENCY_TARGET_MS = 60.0
 
 
 def edit_batch(model: AttributeModel, crops: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    transformed = model.transform(crops)
-    if isinstance(model.enhancer, LocalEnhancer):
-        return model.enhancer(transformed, crops, masks)
-    if model.enhancer is not None:
-        return model.enhancer(transformed)
-    return transformed
+    """The app's crop-level edit: every transform pass, the enhancer and the grey rule."""
+    return edit_crops(model, crops, masks)[1]
 
 
 def main() -> None:

@@ -191,7 +191,13 @@ def main() -> None:
         "",
         f"{manifest.description}. Kind: {manifest.kind}"
         + (f", region: {manifest.region.value}" if manifest.kind == "local" else "")
-        + f"; crop {manifest.crop_size} px (template `{manifest.template.name}`).",
+        + f"; crop {manifest.crop_size} px (template `{manifest.template.name}`)."
+        + (
+            f" The app runs the transform {manifest.transform_passes} times, each pass on the one before it "
+            "composited through the mask (`transform_passes`); every number below is of all the passes."
+            if manifest.transform_passes > 1
+            else ""
+        ),
         "",
         "## Data",
         "",

@@ -31,6 +31,8 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
+from diat_studio.core.manifest import MAX_TRANSFORM_PASSES
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -137,6 +139,15 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="mark the model experimental (hidden in the app unless asked for); default: keep what the "
         "model folder's manifest says, else not experimental",
+    )
+    export.add_argument(
+        "--passes",
+        type=int,
+        choices=range(1, MAX_TRANSFORM_PASSES + 1),
+        metavar=f"1-{MAX_TRANSFORM_PASSES}",
+        help="how many times the app runs the transform on its own output, each pass composited through "
+        "the mask (the manifest's transform_passes); default: keep what the model folder's manifest says, "
+        "else 1",
     )
     export.set_defaults(handler=_run_export)
 
@@ -472,6 +483,7 @@ def _run_export(options: argparse.Namespace) -> int:
         "name": name,
         "display_name": options.display_name,
         "experimental": options.experimental,
+        "passes": options.passes,
     }
     if options.out is not None:
         folder = export_model(options.run, options.out, **settings)

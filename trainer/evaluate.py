@@ -438,7 +438,10 @@ class _Judge:
         crops, masks = self.inputs(rows)
         grey = to_grey_like(crops)
         _, delivered = edit_crops(self.model, grey, masks)
-        networks_only = enhance_crops(self.model, self.model.transform(grey), grey, masks)
+        current = grey  # the model's every pass without the grey rule
+        for _ in range(self.model.manifest.transform_passes):
+            networks_only = enhance_crops(self.model, self.model.transform(current), current, masks)
+            current = composite(current, networks_only, masks)
         return grey_fraction(composite(grey, delivered, masks)), grey_fraction(
             composite(grey, networks_only, masks)
         )

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from diat_studio.core.errors import ModelError
-from diat_studio.core.manifest import MANIFEST_FILE, ModelManifest, NetworkSpec
+from diat_studio.core.manifest import MANIFEST_FILE, MAX_TRANSFORM_PASSES, ModelManifest, NetworkSpec
 from diat_studio.core.paths import user_models_dir
 from diat_studio.core.regions import REGION_MARGIN, RegionKind
 from diat_studio.core.registry import ModelRegistry, sha256_file
@@ -78,8 +78,12 @@ def export_model(
     name: str | None = None,
     display_name: str | None = None,
     experimental: bool | None = None,
+    passes: int | None = None,
 ) -> Path:
     """Write transform.onnx (+ enhancer.onnx) and manifest.json into `out`; returns `out`.
+
+    `experimental` and `passes` (the manifest's `transform_passes`): None keeps what the folder's manifest
+    says (a re-export keeps the verdict and the way the model was evaluated), else False and 1.
 
     The folder is written beside `out` (starting as a copy of its other files: evaluations, a card) and
     replaces it only when everything is written."""
@@ -97,6 +101,7 @@ def export_model(
             name=name or out.name,
             display_name=display_name,
             experimental=experimental,
+            passes=passes,
         )
     return out
 
@@ -110,6 +115,7 @@ def _export_into(
     name: str,
     display_name: str | None,
     experimental: bool | None,
+    passes: int | None,
 ) -> None:
     config = run_config(transform_run)
     stage = config.get("stage")
@@ -156,6 +162,14 @@ def _export_into(
     previous_metrics: dict[str, Any] = previous.get("metrics", {})
     if experimental is None:  # re-exporting keeps the quality verdict until someone changes it
         experimental = bool(previous.get("experimental", False))
+    if passes is None:  # and the way it was evaluated (an unreadable earlier value: one pass)
+        earlier = previous.get("transform_passes", 1)
+        valid = (
+            isinstance(earlier, int)
+            and not isinstance(earlier, bool)
+            and 1 <= earlier <= MAX_TRANSFORM_PASSES
+        )
+        passes = earlier if valid else 1
     manifest = ModelManifest(
         name=model_name,
         display_name=display_name or _ATTRIBUTE_NAMES.get((attribute, direction), f"{direction} {attribute}"),
@@ -179,6 +193,7 @@ def _export_into(
         licence=dataset.licence,
         experimental=experimental,
         region_margin=_region_margin(config) if kind == "local" else None,
+        transform_passes=passes,
     )
     manifest.save(out)
 

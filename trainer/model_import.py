@@ -5,7 +5,9 @@ checkout (or a user) has: the run folders that trained the bundled models stay o
 trained them. The exporter keeps every parameter of the residual editor as a named initializer
 (`net.3.body.0.0.weight`, …; float16 with a `.float16` suffix, trainer.onnx_weights), so the editor is
 rebuilt exactly, to float16 rounding, from the file the app runs. What the file does not hold: the
-discriminators and the optimiser's moments. A run continued from a model starts those afresh.
+discriminators and the optimiser's moments. A run continued from a model starts those afresh. The editor
+is one pass: a manifest's `transform_passes` is how the app applies it, and a teacher built from the folder
+teaches its single pass.
 """
 
 from __future__ import annotations

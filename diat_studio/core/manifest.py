@@ -38,6 +38,11 @@ around the region's landmark hull that the model was trained with — the mask i
 the same (a local editor's output outside its training mask is anything). Without it, the region's
 default (`regions.REGION_MARGIN`), which every earlier model was trained with.
 
+`transform_passes` (optional, default 1; written only when more) is how many times the app runs the
+transform on its own output before the last pass is enhanced and pasted back: each earlier pass is
+composited into the crop through the same mask, so a remover can take off what its first pass left (a
+fainter frame) and nothing outside the mask ever changes. The evaluation measures the model with it.
+
 `experimental` (optional, default false; written only when true) marks an edit that does not pass its
 quality bar yet: it stays installed, but the app's edit list and the batch command hide it unless the user
 asks for experimental models (Settings → Show experimental models, `--experimental`).
@@ -62,6 +67,8 @@ from diat_studio.core.regions import RegionKind
 MANIFEST_FILE = "manifest.json"
 #: A margin of more than this many inter-ocular distances around a region would cover the whole photo.
 MAX_REGION_MARGIN = 1.5
+#: Every pass is a whole transform: more than this is a mistake, not a model.
+MAX_TRANSFORM_PASSES = 4
 FORMAT_VERSION = 1
 
 #: A manifest is a few kilobytes; anything near this is not one.
@@ -126,6 +133,8 @@ class ModelManifest:
     """Does not pass its quality bar yet: hidden from lists unless experimental models are asked for."""
     region_margin: float | None = None
     """The margin around the region's landmark hull the model was trained with (None: the default)."""
+    transform_passes: int = 1
+    """How many times the transform runs on its own composited output (see the module docstring)."""
 
     @property
     def crop_size(self) -> int:
@@ -150,6 +159,7 @@ class ModelManifest:
             "kind": self.kind,
             "region": self.region.value,
             **({"region_margin": self.region_margin} if self.region_margin is not None else {}),
+            **({"transform_passes": self.transform_passes} if self.transform_passes != 1 else {}),
             "template": self.template.to_dict(),
             "value_range": list(self.value_range),
             "transform": self.transform.to_dict(),
@@ -233,6 +243,12 @@ class ModelManifest:
                     f"manifest: region_margin must be within 0 and {MAX_REGION_MARGIN:g} inter-ocular "
                     f"distances, got {_quoted(data.get('region_margin'))}"
                 )
+        passes = data.get("transform_passes", 1)
+        if isinstance(passes, bool) or not isinstance(passes, int) or not 1 <= passes <= MAX_TRANSFORM_PASSES:
+            raise ManifestError(
+                f"manifest: transform_passes must be a whole number from 1 to {MAX_TRANSFORM_PASSES}, "
+                f"got {_quoted(passes)}"
+            )
         name = _text(_require(data, "name", str), "name")
         if not name or "/" in name or "\\" in name or name in (".", "..") or name.strip() != name:
             raise ManifestError(f"manifest: bad model name {_quoted(name)}")
@@ -253,6 +269,7 @@ class ModelManifest:
             licence=_optional_text(data, "licence", multiline=True),
             experimental=experimental,
             region_margin=region_margin,
+            transform_passes=passes,
         )
 
 

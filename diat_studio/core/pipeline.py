@@ -8,6 +8,11 @@ Grey in → grey out: when a face's aligned crop is black and white (`colour.is_
 crop is turned grey (`colour.to_grey_like`) before it is pasted back, so a black-and-white photo stays black
 and white. Colour photos are not touched by this rule. `edit_crops` is the crop-level part (transform,
 enhance, grey rule) that the trainer's evaluation runs too, so it measures what the app delivers.
+
+A model whose manifest asks for more than one transform pass (`transform_passes`) runs again on its own
+output: each earlier pass goes through the grey rule and the enhancer and is composited into the crop
+through the face's mask (the crop itself for a global model), and the last pass is what is pasted back,
+through the same mask, against the photo — outside the mask nothing changes.
 """
 
 from __future__ import annotations
@@ -87,15 +92,41 @@ def enhance_crops(
     return transformed
 
 
+def earlier_passes(model: AttributeModel, originals: np.ndarray, crop_masks: np.ndarray | None) -> np.ndarray:
+    """The crops the model's last transform pass starts from: `originals` for a single-pass model; else
+    each earlier pass (transform, enhance, grey rule) composited into the crop through `crop_masks`
+    (N×S×S float32; needed for a local model) — see the module docstring."""
+    passes = model.manifest.transform_passes
+    if passes == 1:
+        return originals
+    if model.manifest.kind == "local" and crop_masks is None:
+        raise ValueError(
+            f"{model.name}: a local model with {passes} passes needs the region masks of the crops"
+        )
+    current = originals
+    for _ in range(passes - 1):
+        transformed = model.transform(current)
+        output = keep_grey(originals, enhance_crops(model, transformed, current, crop_masks))
+        if crop_masks is None or model.manifest.kind == "global":
+            current = output
+        else:
+            m = crop_masks[..., None]
+            blended = current.astype(np.float32) * (1.0 - m) + output.astype(np.float32) * m
+            current = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    return current
+
+
 def edit_crops(
     model: AttributeModel, originals: np.ndarray, crop_masks: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(transformed, output) crops of N aligned N×S×S×3 uint8 faces: transform, enhance, grey rule.
+    """(transformed, output) crops of N aligned N×S×S×3 uint8 faces: transform, enhance, grey rule (each
+    of the model's transform passes: `earlier_passes`).
 
     The output is what `edit_photo` pastes back through the region mask.
     """
-    transformed = model.transform(originals)
-    return transformed, keep_grey(originals, enhance_crops(model, transformed, originals, crop_masks))
+    current = earlier_passes(model, originals, crop_masks)
+    transformed = model.transform(current)
+    return transformed, keep_grey(originals, enhance_crops(model, transformed, current, crop_masks))
 
 
 def edit_photo(
@@ -144,25 +175,29 @@ def edit_photo(
     ]
     feathers = [feather * inter_ocular_distance(face.landmarks) for face in faces]
     originals = np.stack([a.crop for a in aligned])
-    timings["align"] = time.perf_counter() - started
 
-    step("transform", 0.2)
-    started = time.perf_counter()
-    transformed = model.transform(originals)
-    timings["transform"] = time.perf_counter() - started
-
-    step("enhance", 0.6)
-    started = time.perf_counter()
     crop_masks = None
-    if isinstance(model.enhancer, LocalEnhancer):
+    if isinstance(model.enhancer, LocalEnhancer) or (
+        manifest.kind == "local" and manifest.transform_passes > 1
+    ):
         crop_masks = np.stack(
             [
                 polygon.transformed(a.matrix).rasterise(n, n, width * a.scale).full(n, n)
                 for polygon, a, width in zip(used, aligned, feathers, strict=True)
             ]
         )
+    timings["align"] = time.perf_counter() - started
+
+    step("transform", 0.2)
+    started = time.perf_counter()
+    current = earlier_passes(model, originals, crop_masks)
+    transformed = model.transform(current)
+    timings["transform"] = time.perf_counter() - started
+
+    step("enhance", 0.6)
+    started = time.perf_counter()
     # grey in → grey out, before paste-back (see the module docstring)
-    enhanced = keep_grey(originals, enhance_crops(model, transformed, originals, crop_masks))
+    enhanced = keep_grey(originals, enhance_crops(model, transformed, current, crop_masks))
     timings["enhance"] = time.perf_counter() - started
 
     step("paste", 0.8)

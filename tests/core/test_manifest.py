@@ -79,3 +79,21 @@ def test_region_margin_round_trips_and_is_absent_from_older_manifests(
 def test_a_bad_region_margin_is_a_clear_error(models_root: Path, value: object) -> None:
     with pytest.raises(ManifestError, match=r"region_margin must be"):
         ModelManifest.from_dict({**_data(models_root), "region_margin": value})
+
+
+def test_transform_passes_round_trip_and_are_absent_from_single_pass_manifests(
+    models_root: Path, tmp_path: Path
+) -> None:
+    data = _data(models_root)
+    assert "transform_passes" not in data and ModelManifest.from_dict(data).transform_passes == 1
+    assert "transform_passes" not in ModelManifest.from_dict({**data, "transform_passes": 1}).to_dict()
+    manifest = ModelManifest.from_dict({**data, "transform_passes": 2})
+    assert manifest.transform_passes == 2 and manifest.to_dict()["transform_passes"] == 2
+    manifest.save(tmp_path)
+    assert ModelManifest.load(tmp_path) == manifest
+
+
+@pytest.mark.parametrize("value", [0, 5, -1, 1.5, 2.0, True, "2", None])
+def test_bad_transform_passes_are_a_clear_error(models_root: Path, value: object) -> None:
+    with pytest.raises(ManifestError, match=r"transform_passes must be a whole number from 1 to 4, got"):
+        ModelManifest.from_dict({**_data(models_root), "transform_passes": value})

@@ -490,6 +490,31 @@ def test_a_warm_start_on_glasses_pairs_alone_skips_the_real_faces(tmp_path: Path
     assert {"pairs", "drawn_pixels", "identity", "delta"} <= set(losses[-1])
 
 
+def test_export_records_the_transform_passes_and_evaluate_measures_them(
+    chain: dict[str, Path], tmp_path: Path, dataset_dir: Path, capsys
+) -> None:
+    """`export --passes N` writes the manifest's transform_passes; a re-export keeps it, `--passes 1` drops
+    it, and `evaluate` measures the model through its passes (the app's own `edit_crops`)."""
+    folder = tmp_path / "models" / "twice"
+    assert main(["export", str(chain["edit"]), "--out", str(folder), "--passes", "2"]) == EXIT_OK
+
+    def passes() -> int:
+        return ModelRegistry([folder.parent]).get("twice").manifest.transform_passes
+
+    assert passes() == 2
+    assert main(["export", str(chain["edit"]), "--out", str(folder)]) == EXIT_OK
+    assert passes() == 2
+    evaluate = ["evaluate", str(folder), "--data", str(dataset_dir), "--classifier", str(chain["evaluator"])]
+    assert main([*evaluate, *SMALL_EVALUATION]) == EXIT_OK
+    report = json.loads((folder / "evaluation.json").read_text())["metrics"]
+    assert report["grey_stays_grey"] == 1.0 and report["heldout_faces"] >= 1
+    assert main(["export", str(chain["edit"]), "--out", str(folder), "--passes", "1"]) == EXIT_OK
+    assert passes() == 1 and "transform_passes" not in json.loads((folder / "manifest.json").read_text())
+    capsys.readouterr()
+    assert main(["export", str(chain["edit"]), "--out", str(folder), "--passes", "5"]) != EXIT_OK
+    assert "--passes: invalid choice" in capsys.readouterr().err
+
+
 def test_edit_export_is_the_weight_average(chain: dict[str, Path], tmp_path: Path) -> None:
     """The exported T of an `edit` run is its EMA editor, runs in the app like in torch, and edits as a
     residual: x + Δ (the app then applies the region mask, as the stage did in training)."""
