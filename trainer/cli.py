@@ -31,8 +31,6 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
-from diat_studio.core.manifest import MAX_TRANSFORM_PASSES
-
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -142,9 +140,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument(
         "--passes",
-        type=int,
-        choices=range(1, MAX_TRANSFORM_PASSES + 1),
-        metavar=f"1-{MAX_TRANSFORM_PASSES}",
+        type=_transform_passes,
+        metavar="N",
         help="how many times the app runs the transform on its own output, each pass composited through "
         "the mask (the manifest's transform_passes); default: keep what the model folder's manifest says, "
         "else 1",
@@ -470,6 +467,17 @@ def classifier_report(run: Path) -> str:
             "attribute; success rates it judges mean little (train longer or on more faces)"
         )
     return text
+
+
+def _transform_passes(text: str) -> int:
+    """`export --passes`: a number of passes the manifest accepts. Checked when the option is read, not
+    when the parser is built: the manifest module loads OpenCV, which every command would pay for."""
+    from diat_studio.core.manifest import MAX_TRANSFORM_PASSES
+
+    passes = int(text) if text.strip().isdigit() else 0
+    if not 1 <= passes <= MAX_TRANSFORM_PASSES:
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (from 1 to {MAX_TRANSFORM_PASSES})")
+    return passes
 
 
 def _run_export(options: argparse.Namespace) -> int:

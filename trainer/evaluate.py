@@ -57,7 +57,7 @@ from diat_studio.core.colour import to_grey_like
 from diat_studio.core.errors import DiatError, ModelError
 from diat_studio.core.inference import AttributeModel, Device, load_attribute_model
 from diat_studio.core.manifest import ModelManifest
-from diat_studio.core.pipeline import DEFAULT_FEATHER, edit_crops, enhance_crops
+from diat_studio.core.pipeline import DEFAULT_FEATHER, edit_crops
 from diat_studio.core.regions import RegionKind
 from diat_studio.core.registry import ModelRegistry
 from trainer.data import (
@@ -438,10 +438,7 @@ class _Judge:
         crops, masks = self.inputs(rows)
         grey = to_grey_like(crops)
         _, delivered = edit_crops(self.model, grey, masks)
-        current = grey  # the model's every pass without the grey rule
-        for _ in range(self.model.manifest.transform_passes):
-            networks_only = enhance_crops(self.model, self.model.transform(current), current, masks)
-            current = composite(current, networks_only, masks)
+        _, networks_only = edit_crops(self.model, grey, masks, grey_rule=False)
         return grey_fraction(composite(grey, delivered, masks)), grey_fraction(
             composite(grey, networks_only, masks)
         )

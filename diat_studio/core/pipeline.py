@@ -92,7 +92,9 @@ def enhance_crops(
     return transformed
 
 
-def earlier_passes(model: AttributeModel, originals: np.ndarray, crop_masks: np.ndarray | None) -> np.ndarray:
+def earlier_passes(
+    model: AttributeModel, originals: np.ndarray, crop_masks: np.ndarray | None, *, grey_rule: bool = True
+) -> np.ndarray:
     """The crops the model's last transform pass starts from: `originals` for a single-pass model; else
     each earlier pass (transform, enhance, grey rule) composited into the crop through `crop_masks`
     (N×S×S float32; needed for a local model) — see the module docstring."""
@@ -106,7 +108,9 @@ def earlier_passes(model: AttributeModel, originals: np.ndarray, crop_masks: np.
     current = originals
     for _ in range(passes - 1):
         transformed = model.transform(current)
-        output = keep_grey(originals, enhance_crops(model, transformed, current, crop_masks))
+        output = enhance_crops(model, transformed, current, crop_masks)
+        if grey_rule:
+            output = keep_grey(originals, output)
         if crop_masks is None or model.manifest.kind == "global":
             current = output
         else:
@@ -117,16 +121,22 @@ def earlier_passes(model: AttributeModel, originals: np.ndarray, crop_masks: np.
 
 
 def edit_crops(
-    model: AttributeModel, originals: np.ndarray, crop_masks: np.ndarray | None = None
+    model: AttributeModel,
+    originals: np.ndarray,
+    crop_masks: np.ndarray | None = None,
+    *,
+    grey_rule: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(transformed, output) crops of N aligned N×S×S×3 uint8 faces: transform, enhance, grey rule (each
     of the model's transform passes: `earlier_passes`).
 
-    The output is what `edit_photo` pastes back through the region mask.
+    The output is what `edit_photo` pastes back through the region mask. `grey_rule=False` leaves the
+    grey rule out (the evaluation's check of what the networks alone do to a grey face).
     """
-    current = earlier_passes(model, originals, crop_masks)
+    current = earlier_passes(model, originals, crop_masks, grey_rule=grey_rule)
     transformed = model.transform(current)
-    return transformed, keep_grey(originals, enhance_crops(model, transformed, current, crop_masks))
+    output = enhance_crops(model, transformed, current, crop_masks)
+    return transformed, keep_grey(originals, output) if grey_rule else output
 
 
 def edit_photo(

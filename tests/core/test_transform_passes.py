@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from diat_studio.core.alignment import align_face
+from diat_studio.core.colour import is_grey, to_grey_like
 from diat_studio.core.faces import Face
 from diat_studio.core.inference import AttributeModel, Device, load_attribute_model
 from diat_studio.core.manifest import MANIFEST_FILE
@@ -54,6 +55,11 @@ def test_a_second_pass_edits_the_composited_first_pass(astronaut, astronaut_face
     assert not np.array_equal(output, first)
     with pytest.raises(ValueError, match="needs the region masks"):
         edit_crops(twice, crops, None)
+    # a grey face stays grey through both passes; without the grey rule (the evaluation's networks-alone
+    # check) the reddening shows
+    grey = to_grey_like(crops)
+    assert is_grey(edit_crops(twice, grey, masks)[1][0])
+    assert not is_grey(edit_crops(twice, grey, masks, grey_rule=False)[1][0])
 
 
 def test_the_photo_is_edited_further_inside_the_mask_and_not_at_all_outside(
