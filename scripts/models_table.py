@@ -25,6 +25,8 @@ def main() -> None:
         kind = f"local ({manifest.region.value})" if manifest.kind == "local" else "global"
         if manifest.transform_passes > 1:
             kind += f", {manifest.transform_passes} passes"
+        if manifest.mirror_average:
+            kind += ", mirrored"
         missed = m.get("quality_bar_missed")
         verdict = "—" if missed is None else "passes" if not missed else f"experimental ({len(missed)})"
         print(

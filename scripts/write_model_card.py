@@ -197,6 +197,12 @@ def main() -> None:
             "composited through the mask (`transform_passes`); every number below is of all the passes."
             if manifest.transform_passes > 1
             else ""
+        )
+        + (
+            " Each run of the transform edits the face as it is and mirrored and averages the two "
+            "(`mirror_average`)."
+            if manifest.mirror_average
+            else ""
         ),
         "",
         "## Data",

@@ -146,6 +146,13 @@ def _parser() -> argparse.ArgumentParser:
         "the mask (the manifest's transform_passes); default: keep what the model folder's manifest says, "
         "else 1",
     )
+    export.add_argument(
+        "--mirror-average",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the app edits each face as it is and mirrored and averages the two (the manifest's "
+        "mirror_average); default: keep what the model folder's manifest says, else not",
+    )
     export.set_defaults(handler=_run_export)
 
     evaluate = commands.add_parser("evaluate", help="measure an exported model on held-out faces")
@@ -492,6 +499,7 @@ def _run_export(options: argparse.Namespace) -> int:
         "display_name": options.display_name,
         "experimental": options.experimental,
         "passes": options.passes,
+        "mirror_average": options.mirror_average,
     }
     if options.out is not None:
         folder = export_model(options.run, options.out, **settings)

@@ -79,11 +79,13 @@ def export_model(
     display_name: str | None = None,
     experimental: bool | None = None,
     passes: int | None = None,
+    mirror_average: bool | None = None,
 ) -> Path:
     """Write transform.onnx (+ enhancer.onnx) and manifest.json into `out`; returns `out`.
 
-    `experimental` and `passes` (the manifest's `transform_passes`): None keeps what the folder's manifest
-    says (a re-export keeps the verdict and the way the model was evaluated), else False and 1.
+    `experimental`, `passes` (the manifest's `transform_passes`) and `mirror_average`: None keeps what the
+    folder's manifest says (a re-export keeps the verdict and the way the model was evaluated), else
+    False, 1 and False.
 
     The folder is written beside `out` (starting as a copy of its other files: evaluations, a card) and
     replaces it only when everything is written."""
@@ -102,6 +104,7 @@ def export_model(
             display_name=display_name,
             experimental=experimental,
             passes=passes,
+            mirror_average=mirror_average,
         )
     return out
 
@@ -116,6 +119,7 @@ def _export_into(
     display_name: str | None,
     experimental: bool | None,
     passes: int | None,
+    mirror_average: bool | None,
 ) -> None:
     config = run_config(transform_run)
     stage = config.get("stage")
@@ -170,6 +174,8 @@ def _export_into(
             and 1 <= earlier <= MAX_TRANSFORM_PASSES
         )
         passes = earlier if valid else 1
+    if mirror_average is None:
+        mirror_average = previous.get("mirror_average", False) is True
     manifest = ModelManifest(
         name=model_name,
         display_name=display_name or _ATTRIBUTE_NAMES.get((attribute, direction), f"{direction} {attribute}"),
@@ -194,6 +200,7 @@ def _export_into(
         experimental=experimental,
         region_margin=_region_margin(config) if kind == "local" else None,
         transform_passes=passes,
+        mirror_average=mirror_average,
     )
     manifest.save(out)
 

@@ -25,6 +25,9 @@ _RIM_COLOURS = (
 _RIM_ODDS = np.array([0.38, 0.14, 0.08, 0.12, 0.16, 0.06, 0.06])
 _METAL = (3, 4, 5)  # grey and gold: thin wire frames
 _TINTS = ((40, 40, 40), (70, 50, 30), (40, 60, 80), (60, 60, 30))
+#: Light tinted lenses come in colours too: blue, violet, pink, amber and green ones kept their tint
+#: through the remover when only grey and brown ones were drawn (its grid, 2026-11-29).
+_COLOUR_TINTS = (*_TINTS, (60, 90, 170), (110, 80, 170), (180, 100, 130), (160, 110, 50), (70, 100, 70))
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class GlassesStyle:
     @classmethod
     def random(cls, rng: np.random.Generator) -> GlassesStyle:
         dark = rng.random() < 0.15
-        tinted = not dark and rng.random() < 0.2
+        tinted = not dark and rng.random() < 0.25
         colour = int(rng.choice(len(_RIM_COLOURS), p=_RIM_ODDS))
         # real lenses are wider than tall and about 0.8 eye distances across (half-width 0.4)
         return cls(
@@ -54,12 +57,16 @@ class GlassesStyle:
             aspect=float(rng.uniform(0.55, 0.8)),
             thickness=int(rng.integers(1, 3) if colour in _METAL else rng.integers(1, 5)),
             rim=_RIM_COLOURS[colour],
-            lens_alpha=float(rng.uniform(0.6, 0.9) if dark else rng.uniform(0.12, 0.35) if tinted else 0.0),
-            tint=tuple(int(c) for c in _TINTS[rng.integers(len(_TINTS))]),  # type: ignore[arg-type]
+            lens_alpha=float(rng.uniform(0.6, 0.9) if dark else rng.uniform(0.12, 0.4) if tinted else 0.0),
+            tint=_pick(_TINTS if dark else _COLOUR_TINTS, rng),
             drop=float(rng.uniform(0.0, 0.1)),
             glare=float(rng.uniform(0.1, 0.35)) if rng.random() < 0.35 else 0.0,
             browline=bool(rng.random() < 0.1),
         )
+
+
+def _pick(colours: tuple[tuple[int, int, int], ...], rng: np.random.Generator) -> tuple[int, int, int]:
+    return colours[int(rng.integers(len(colours)))]
 
 
 def _lens_polygon(centre: np.ndarray, half_w: float, half_h: float, angle: float, shape: str) -> np.ndarray:

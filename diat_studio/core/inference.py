@@ -198,10 +198,28 @@ class _OnnxNetwork:
 
 
 class TransformNetwork(_OnnxNetwork):
-    """T: face crops in, attribute-edited face crops out."""
+    """T: face crops in, attribute-edited face crops out.
+
+    With `mirror_average` (the manifest's), each crop is edited as it is and mirrored, and the two outputs
+    (the mirrored one flipped back) are averaged before rounding to 8 bits."""
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        spec: NetworkSpec,
+        value_range: tuple[float, float],
+        mirror_average: bool = False,
+    ) -> None:
+        super().__init__(session, spec, value_range)
+        self.mirror_average = mirror_average
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
-        return self.from_tensor(self.run({"image": self.to_tensor(crops)}))
+        tensor = self.to_tensor(crops)
+        if not self.mirror_average:
+            return self.from_tensor(self.run({"image": tensor}))
+        both = self.run({"image": np.concatenate([tensor, np.ascontiguousarray(tensor[..., ::-1])])})
+        count = len(tensor)
+        return self.from_tensor((both[:count] + both[count:, ..., ::-1]) * np.float32(0.5))
 
 
 class LocalEnhancer(_OnnxNetwork):
@@ -249,7 +267,7 @@ def load_attribute_model(
     folder = entry.directory
     spec = manifest.transform
     session, report = cache.get(entry.network_path(spec), spec.sha256, device, folder=folder)
-    transform = TransformNetwork(session, spec, manifest.value_range)
+    transform = TransformNetwork(session, spec, manifest.value_range, manifest.mirror_average)
     enhancer: LocalEnhancer | GlobalEnhancer | None = None
     if manifest.enhancer is not None:
         spec = manifest.enhancer

@@ -43,6 +43,10 @@ transform on its own output before the last pass is enhanced and pasted back: ea
 composited into the crop through the same mask, so a remover can take off what its first pass left (a
 fainter frame) and nothing outside the mask ever changes. The evaluation measures the model with it.
 
+`mirror_average` (optional, default false; written only when true) makes every run of the transform see
+the face twice, as it is and mirrored, and average the two outputs (the mirrored one flipped back): an
+editor's misses on the two views are not the same, so the average leaves fainter ghosts than either.
+
 `experimental` (optional, default false; written only when true) marks an edit that does not pass its
 quality bar yet: it stays installed, but the app's edit list and the batch command hide it unless the user
 asks for experimental models (Settings → Show experimental models, `--experimental`).
@@ -135,6 +139,8 @@ class ModelManifest:
     """The margin around the region's landmark hull the model was trained with (None: the default)."""
     transform_passes: int = 1
     """How many times the transform runs on its own composited output (see the module docstring)."""
+    mirror_average: bool = False
+    """Each transform run averages the face's and its mirror image's outputs (see the module docstring)."""
 
     @property
     def crop_size(self) -> int:
@@ -160,6 +166,7 @@ class ModelManifest:
             "region": self.region.value,
             **({"region_margin": self.region_margin} if self.region_margin is not None else {}),
             **({"transform_passes": self.transform_passes} if self.transform_passes != 1 else {}),
+            **({"mirror_average": True} if self.mirror_average else {}),
             "template": self.template.to_dict(),
             "value_range": list(self.value_range),
             "transform": self.transform.to_dict(),
@@ -249,6 +256,11 @@ class ModelManifest:
                 f"manifest: transform_passes must be a whole number from 1 to {MAX_TRANSFORM_PASSES}, "
                 f"got {_quoted(passes)}"
             )
+        mirror_average = data.get("mirror_average", False)
+        if not isinstance(mirror_average, bool):
+            raise ManifestError(
+                f"manifest: 'mirror_average' must be true or false, got {_quoted(mirror_average)}"
+            )
         name = _text(_require(data, "name", str), "name")
         if not name or "/" in name or "\\" in name or name in (".", "..") or name.strip() != name:
             raise ManifestError(f"manifest: bad model name {_quoted(name)}")
@@ -270,6 +282,7 @@ class ModelManifest:
             experimental=experimental,
             region_margin=region_margin,
             transform_passes=passes,
+            mirror_average=mirror_average,
         )
 
 

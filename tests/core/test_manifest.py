@@ -93,6 +93,24 @@ def test_transform_passes_round_trip_and_are_absent_from_single_pass_manifests(
     assert ModelManifest.load(tmp_path) == manifest
 
 
+def test_mirror_average_round_trips_and_is_absent_when_off(models_root: Path, tmp_path: Path) -> None:
+    data = _data(models_root)
+    assert "mirror_average" not in data and not ModelManifest.from_dict(data).mirror_average
+    assert "mirror_average" not in ModelManifest.from_dict({**data, "mirror_average": False}).to_dict()
+    manifest = ModelManifest.from_dict({**data, "mirror_average": True})
+    assert manifest.mirror_average and manifest.to_dict()["mirror_average"] is True
+    manifest.save(tmp_path)
+    assert ModelManifest.load(tmp_path) == manifest
+
+
+@pytest.mark.parametrize("value", [1, 0, "true", None, [True]])
+def test_a_mirror_average_that_is_not_true_or_false_is_a_clear_error(
+    models_root: Path, value: object
+) -> None:
+    with pytest.raises(ManifestError, match=r"'mirror_average' must be true or false, got"):
+        ModelManifest.from_dict({**_data(models_root), "mirror_average": value})
+
+
 @pytest.mark.parametrize("value", [0, 5, -1, 1.5, 2.0, True, "2", None])
 def test_bad_transform_passes_are_a_clear_error(models_root: Path, value: object) -> None:
     with pytest.raises(ManifestError, match=r"transform_passes must be a whole number from 1 to 4, got"):

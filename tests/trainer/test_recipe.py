@@ -602,6 +602,26 @@ def test_glasses_are_drawn_over_the_eyes_only(astronaut, astronaut_face) -> None
     assert dark[inside].mean() < 0.6 * aligned.crop[inside].mean()
 
 
+def test_light_tinted_lenses_come_in_colours_and_colour_the_eyes(astronaut, astronaut_face) -> None:
+    from diat_studio.core.alignment import align_face
+
+    rng = np.random.default_rng(1)
+    styles = [GlassesStyle.random(rng) for _ in range(800)]
+    tinted = [s for s in styles if 0 < s.lens_alpha <= 0.4]
+    assert 0.15 < len(tinted) / len(styles) < 0.3
+    hues = {s.tint for s in tinted if max(s.tint) - min(s.tint) >= 80}  # blue, violet, pink, amber
+    assert len(hues) >= 4
+    aligned = align_face(astronaut, astronaut_face.landmarks, CanonicalTemplate(size=128))
+    marks = aligned.to_crop(astronaut_face.landmarks)
+    blue = GlassesStyle("oval", 0.45, 0.7, 1, (150, 150, 155), 0.35, (60, 90, 170), 0.0)
+    drawn, lens = draw_glasses(aligned.crop, marks, blue)
+    inside = lens > 0.9
+    before, after = aligned.crop[inside].astype(float), drawn[inside].astype(float)
+    bluer = (after[:, 2] - after[:, 0]).mean() - (before[:, 2] - before[:, 0]).mean()
+    assert bluer > 30  # the eyes show through (not dark) but take the lens's colour
+    assert after.mean() > 0.6 * before.mean()
+
+
 def test_browline_frames_leave_the_lower_rims_bare_and_glare_lightens_the_lenses(
     astronaut, astronaut_face
 ) -> None:

@@ -515,6 +515,23 @@ def test_export_records_the_transform_passes_and_evaluate_measures_them(
     assert "--passes: invalid choice" in capsys.readouterr().err
 
 
+def test_export_records_the_mirror_average_and_a_re_export_keeps_it(
+    chain: dict[str, Path], tmp_path: Path
+) -> None:
+    folder = tmp_path / "models" / "mirrored"
+
+    def manifest() -> dict:
+        return json.loads((folder / "manifest.json").read_text())
+
+    assert main(["export", str(chain["edit"]), "--out", str(folder), "--mirror-average"]) == EXIT_OK
+    assert manifest()["mirror_average"] is True
+    assert ModelRegistry([folder.parent]).get("mirrored").manifest.mirror_average
+    assert main(["export", str(chain["edit"]), "--out", str(folder), "--passes", "2"]) == EXIT_OK
+    assert manifest()["mirror_average"] is True and manifest()["transform_passes"] == 2
+    assert main(["export", str(chain["edit"]), "--out", str(folder), "--no-mirror-average"]) == EXIT_OK
+    assert "mirror_average" not in manifest() and manifest()["transform_passes"] == 2
+
+
 def test_edit_export_is_the_weight_average(chain: dict[str, Path], tmp_path: Path) -> None:
     """The exported T of an `edit` run is its EMA editor, runs in the app like in torch, and edits as a
     residual: x + Δ (the app then applies the region mask, as the stage did in training)."""
