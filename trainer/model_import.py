@@ -6,8 +6,8 @@ trained them. The exporter keeps every parameter of the residual editor as a nam
 (`net.3.body.0.0.weight`, …; float16 with a `.float16` suffix, trainer.onnx_weights), so the editor is
 rebuilt exactly, to float16 rounding, from the file the app runs. What the file does not hold: the
 discriminators and the optimiser's moments. A run continued from a model starts those afresh. The editor
-is one pass: a manifest's `transform_passes` is how the app applies it, and a teacher built from the folder
-teaches its single pass.
+is one pass on one view: a manifest's `transform_passes` and `mirror_average` are how the app applies it,
+and a teacher built from the folder teaches its single, unmirrored pass.
 """
 
 from __future__ import annotations
