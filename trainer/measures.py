@@ -31,18 +31,12 @@ import torch
 import torch.nn.functional as F
 
 from diat_studio.core.colour import GREY_TOLERANCE, is_grey, mean_delta_e, srgb_to_lab
+from diat_studio.core.compositing import composite_crops as composite  # the app's own, for the measures
 from trainer.losses import DETAIL_SIGMA, LUMA, OPENED_LIPS_KEPT
 from trainer.networks import AttributeClassifier
 
 #: σ of the blur control at 128 px crops (scaled with the crop size: 1 px at 64 px, 4 px at 256 px).
 BLUR_SIGMA_AT_128 = 2.0
-
-
-def composite(crops: np.ndarray, edited: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """`edited` inside the soft masks, `crops` outside: the app's paste-back, in crop coordinates."""
-    weight = np.asarray(masks, np.float32)[..., None]
-    blended = crops.astype(np.float32) * (1.0 - weight) + edited.astype(np.float32) * weight
-    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 
 #: The outer band of a local edit's soft mask (0 < m ≤ this) where the edit should already have faded out.

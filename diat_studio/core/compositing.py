@@ -241,3 +241,11 @@ def _blend_structure(
     sub = region[by0:by1, bx0:bx1]
     # (w1·a + w2·b) / (w1 + w2) per pixel, in one pass (uint8 in and out)
     cv2.blendLinear(sub, base, 1.0 - weight, weight, dst=sub)
+
+
+def composite_crops(crops: np.ndarray, edited: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """N×S×S×3 uint8 `edited` inside the N×S×S soft `masks` and `crops` outside, rounded to uint8: a
+    paste-back in crop coordinates (a model's earlier passes; the trainer's measures of what is pasted)."""
+    weight = np.asarray(masks, np.float32)[..., None]
+    blended = crops.astype(np.float32) * (1.0 - weight) + edited.astype(np.float32) * weight
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)

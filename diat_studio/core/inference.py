@@ -217,7 +217,7 @@ class TransformNetwork(_OnnxNetwork):
         tensor = self.to_tensor(crops)
         if not self.mirror_average:
             return self.from_tensor(self.run({"image": tensor}))
-        both = self.run({"image": np.concatenate([tensor, np.ascontiguousarray(tensor[..., ::-1])])})
+        both = self.run({"image": np.concatenate([tensor, tensor[..., ::-1]])})  # a contiguous copy
         count = len(tensor)
         return self.from_tensor((both[:count] + both[count:, ..., ::-1]) * np.float32(0.5))
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from diat_studio.core.alignment import AlignedFace, align_face
 from diat_studio.core.colour import keep_grey
-from diat_studio.core.compositing import paste_edit
+from diat_studio.core.compositing import composite_crops, paste_edit
 from diat_studio.core.inference import AttributeModel, GlobalEnhancer, LocalEnhancer
 from diat_studio.core.regions import Polygon, RegionKind, inter_ocular_distance, region_polygon
 
@@ -114,9 +114,7 @@ def earlier_passes(
         if crop_masks is None or model.manifest.kind == "global":
             current = output
         else:
-            m = crop_masks[..., None]
-            blended = current.astype(np.float32) * (1.0 - m) + output.astype(np.float32) * m
-            current = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+            current = composite_crops(current, output, crop_masks)
     return current
 
 
