@@ -9,6 +9,10 @@ the target, composited through the app's masks):
 - `--lowpass-delta S,...`: the edit Δ = output − photo low-passed by σ = S px at inference (the photo's own
   texture kept), with the evaluator's success and the mean ΔE — what `--delta-lowpass` in training starts
   from;
+- `--region-window` (local edits): the test on a square around the edit's region only (the mouth, or the
+  eyes; trainer.region_windows), resized to 64 px — what the edit and its near surroundings give away;
+- `--context` (local edits): the test with that square greyed in both sets — what the rest of the face,
+  which a local edit never changes, gives away on its own;
 - `--control`: the test on real faces without the target vs real faces with it (sharp and blurred), which
   shows whether the blur blinds the test itself.
 
@@ -37,6 +41,7 @@ from diat_studio.core.registry import ModelRegistry
 from trainer.data import PreparedDataset, region_masks
 from trainer.evaluate import dev_fraction_of
 from trainer.measures import composite, delta_e_per_face, target_rate, two_sample_accuracies
+from trainer.region_windows import cover_region, region_windows
 from trainer.stages import load_trained
 
 
@@ -70,6 +75,8 @@ def main() -> None:
     parser.add_argument("--split", choices=("heldout", "dev"), default="heldout")
     parser.add_argument("--blur-both", default="", help="σ list, e.g. 1,2")
     parser.add_argument("--lowpass-delta", default="", help="σ list, e.g. 0.7,1")
+    parser.add_argument("--region-window", action="store_true", help="the test on the region's square only")
+    parser.add_argument("--context", action="store_true", help="the test with the region's square greyed")
     parser.add_argument("--control", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     options = parser.parse_args()
@@ -77,6 +84,8 @@ def main() -> None:
 
     model_dir = options.model.resolve()
     manifest = ModelManifest.load(model_dir)
+    if (options.region_window or options.context) and manifest.kind != "local":
+        parser.error("--region-window and --context are for local edits (a global edit changes every pixel)")
     entry = next(e for e in ModelRegistry([model_dir.parent]).entries if e.directory == model_dir)
     model = load_attribute_model(entry, Device.AUTO)
     dataset = PreparedDataset.open(options.data)
@@ -118,10 +127,23 @@ def main() -> None:
             }
         )
     edited = composite(crops, output, masks)
+    marks, real_marks = dataset.landmarks[rows], dataset.landmarks[real_rows]
+
+    def square(images: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        return region_windows(images, landmarks, region)
+
+    if options.region_window:
+        report({"region_window": region.value, **test(square(edited, marks), square(real, real_marks))})
+    if options.context:
+        greyed = [cover_region(edited, marks, region), cover_region(real, real_marks, region)]
+        report({"context": region.value, **test(*greyed)})
     for sigma in sigmas(options.blur_both):
         report({"blur_both_sigma": sigma, **test(blurred(edited, sigma), blurred(real, sigma))})
     if options.control:
         report({"control": "real without vs with the target", **test(crops, real)})
+        if options.region_window:
+            squares = [square(crops, marks), square(real, real_marks)]
+            report({"control": "real without vs with, the region's square", **test(*squares)})
         for sigma in sigmas(options.blur_both):
             report(
                 {
