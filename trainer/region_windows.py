@@ -21,11 +21,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from diat_studio.core.regions import RegionKind
+from diat_studio.core.regions import RegionKind, inter_ocular_distance
 
-#: Per region: the 68-point landmarks the window is centred on, and its side in eye distances (the mean
-#: of each eye's six points). The mouth's square holds the lips, their corners and the folds beside them;
-#: the eyes' holds both eyes, the brows' lower edge and the frames' temples.
+#: Per region: the 68-point landmarks the window is centred on (those of trainer.edit_stage.REGION_BOXES),
+#: and its side in eye distances (diat_studio.core.regions.inter_ocular_distance). The mouth's square holds
+#: the lips, their corners and the folds beside them; the eyes' holds both eyes, the brows' lower edge and
+#: the frames' temples.
 REGION_WINDOWS: dict[RegionKind, tuple[range, float]] = {
     RegionKind.MOUTH: (range(48, 68), 1.6),
     RegionKind.EYES: (range(36, 48), 2.6),
@@ -41,7 +42,7 @@ def window_boxes(landmarks: np.ndarray, region: RegionKind) -> np.ndarray:
         raise ValueError(f"no region window for {region.value!r}: only the mouth and the eyes have one")
     indices, sides = REGION_WINDOWS[region]
     marks = np.asarray(landmarks, dtype=np.float64)
-    eye_distance = np.linalg.norm(marks[:, 42:48].mean(1) - marks[:, 36:42].mean(1), axis=1)
+    eye_distance = np.array([inter_ocular_distance(face) for face in marks])
     centre = marks[:, list(indices)].mean(1)
     return np.column_stack([centre, sides * eye_distance])
 
