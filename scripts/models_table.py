@@ -40,10 +40,13 @@ def main() -> None:
 
 
 def _steps(transform: dict) -> str:
-    """The transform's steps; "first + second" for a run continued from another (a second GPU session)."""
-    steps = str(transform.get("steps", "?"))
+    """The transform's steps; "first + second (+ …)" for a run continued from others, the oldest first."""
+    chain = [str(transform.get("steps", "?"))]
     earlier = transform.get("continued_from")
-    return f"{earlier['steps']} + {steps}" if earlier else steps
+    while earlier:
+        chain.append(str(earlier.get("steps", "?")))
+        earlier = earlier.get("continued_from")
+    return " + ".join(reversed(chain))
 
 
 def _pct(metrics: dict, key: str) -> str:

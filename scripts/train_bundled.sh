@@ -10,7 +10,8 @@
 #   scripts/train_bundled.sh export NAME        # export + evaluate into resources/models/NAME
 #
 # Bundled from this script on the CPU: old-to-young. Remove eyeglasses is a warm start on the synthetic
-# pairs alone (docs/ABLATION.md, "Taking drawn rims off"). Open mouth, close mouth and male → female
+# pairs alone (docs/ABLATION.md, "Taking drawn rims off"), then the adversarial stage held by a teacher
+# (docs/ABLATION.md, "Keeping glasses-free faces as they are", with its command sequence). Open mouth, close mouth and male → female
 # started on a lent GPU (`pack` / `fleet`, trainer/bundled_edits.py) and the two mouth editors were then
 # cleaned on the CPU in rounds held by a teacher: their command sequences are in docs/TRAINING.md
 # section 4 and docs/ABLATION.md. `export NAME` replaces resources/models/NAME, so export any of those

@@ -260,12 +260,19 @@ def _run_summary(run: Path, config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def continued_from(config: dict[str, Any]) -> dict[str, Any]:
+# Runs followed back through `init_transform`: far more than any real chain, and a guard against a loop.
+MAX_CHAIN = 16
+
+
+def continued_from(config: dict[str, Any], depth: int = 0) -> dict[str, Any]:
     """{"continued_from": {"run", "steps"}} when an `edit` run started from another edit run's editor
-    (a second GPU session: `pack --continue`): the steps of this run alone are not the model's steps. From
-    an installed model's folder: {"model", …} with that model's own training summary (its run, steps and
-    what it was continued from in turn)."""
+    (a second GPU session: `pack --continue`): the steps of this run alone are not the model's steps. That
+    run's own start goes in the same way, nested, so a chain of forks (remove eyeglasses: five runs) is
+    counted whole. From an installed model's folder: {"model", …} with that model's own training summary
+    (its run, steps and what it was continued from in turn)."""
     init = config.get("init_transform")
+    if depth >= MAX_CHAIN:
+        return {}
     if config.get("stage") == "edit" and init and is_model_folder(init):
         model = read_model_editor(init)  # an installed model: its own training summary goes on
         history = {k: v for k, v in (model.training.get("transform") or {}).items() if k != "final_losses"}
@@ -284,6 +291,7 @@ def continued_from(config: dict[str, Any]) -> dict[str, Any]:
             "seconds": status.get("seconds"),
             "device": status.get("device"),
             "world_size": status.get("world_size"),
+            **continued_from(earlier, depth + 1),
         }
     }
 
