@@ -36,11 +36,11 @@ def test_a_chain_of_forked_runs_is_counted_whole(tmp_path: Path, dataset_dir: Pa
 
     card = subprocess.run(
         [sys.executable, "scripts/write_model_card.py", str(folder), "--out", str(tmp_path / "cards")],
-        cwd=REPOSITORY, check=True, capture_output=True,
+        cwd=REPOSITORY, capture_output=True, text=True,
     )  # fmt: skip
-    assert card.returncode == 0
-    rows = [line for line in (tmp_path / "cards" / "glasses-chain.md").read_text().splitlines()]
-    rows = [row for row in rows if row.startswith("| transform")]
+    assert card.returncode == 0, card.stderr
+    card_lines = (tmp_path / "cards" / "glasses-chain.md").read_text().splitlines()
+    rows = [row for row in card_lines if row.startswith("| transform")]
     assert [row.split(" | ")[0] for row in rows] == [
         "| transform, the session it continues",
         "| transform, the session it continues",
