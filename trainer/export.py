@@ -283,6 +283,9 @@ def continued_from(config: dict[str, Any], depth: int = 0) -> dict[str, Any]:
     status_path = Path(init) / STATUS_FILE
     status = json.loads(status_path.read_text()) if status_path.is_file() else {}
     steps = torch.load(Path(init) / CHECKPOINT, map_location="cpu", weights_only=False).get("step")
+    earlier_chain = continued_from(earlier, depth + 1)
+    if not earlier_chain and isinstance(earlier.get("continued_from"), dict):
+        earlier_chain = {"continued_from": earlier["continued_from"]}  # an installed model packed for a GPU
     return {
         "continued_from": {
             "run": earlier.get("packed_from") or str(init),
@@ -291,7 +294,7 @@ def continued_from(config: dict[str, Any], depth: int = 0) -> dict[str, Any]:
             "seconds": status.get("seconds"),
             "device": status.get("device"),
             "world_size": status.get("world_size"),
-            **continued_from(earlier, depth + 1),
+            **earlier_chain,
         }
     }
 

@@ -2,10 +2,14 @@
 held-out face exactly as the shipped models were measured, compare, and (with `ship=True`) replace the
 shipped model of each edit where the fleet's is better.
 
-Better: meets more targets of the quality bar (trainer.quality); at equal count, more points of success
-over the blur control. The comparison reads the shipped model's manifest metrics — measured by the same
-`evaluate --quality-bar` on the same held-out faces with the same evaluator — so a shipped model must
-have been evaluated (all bundled ones are).
+Better: meets more of the measured targets of the quality bar (trainer.quality); at equal count, more
+points of success over the blur control. The looked-at grid is not one of them: a person counts the
+shipped model's, nobody has looked at the candidate's yet, so counting it would favour the candidate for
+not having been looked at. The comparison reads the shipped model's manifest metrics where the same
+evaluator on the same number of held-out faces measured them; where another did (a run of the same name
+rebuilt on another machine is another evaluator: its held-out accuracy differs), the shipped model is
+measured again here first, in a copy — its folder is not touched. With `evaluate=False` (the GPU's
+preview, on fewer faces) the two are never comparable, and nothing ships.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.fleet import FLEET_FILE, FLEET_FORMAT
-from trainer.quality import QUALITY_BAR, missed_targets
+from trainer.quality import GRID_ARTEFACTS, QUALITY_BAR, missed_targets
 
 COLUMNS = (
     ("attribute_success_rate", "success", True),
@@ -70,20 +74,38 @@ def import_results(options: ImportOptions, say: Any = print) -> list[dict[str, A
         if not (candidate / "manifest.json").is_file():  # trained, but export or evaluation failed there
             say(f"fleet-import: {name} came back without a model; exporting its checkpoint here")
             _export_here(folder / "run", candidate, name, Path(options.data))
+        shipped = Path(options.models) / name
+        current = _current_metrics(shipped)
         if options.evaluate:
             say(f"fleet-import: evaluating {name} on every held-out face of {options.data}…")
             metrics = _evaluate(candidate, name, options)
+            if current and _judge(current) != _judge(metrics):
+                say(
+                    f"fleet-import: the shipped {name} was measured by {current.get('classifier')} on "
+                    f"{current.get('heldout_faces')} faces; measuring it again as the candidate was…"
+                )
+                looked_at = {GRID_ARTEFACTS: current[GRID_ARTEFACTS]} if GRID_ARTEFACTS in current else {}
+                current = _evaluate(shipped, name, options, stage="shipped", copy_back=False) | looked_at
+                row["remeasured"] = True
         else:
             metrics = entry.get("metrics", {})
-        current = _current_metrics(Path(options.models) / name)
-        row.update(candidate=metrics, current=current, better=_better(metrics, current))
-        if row["better"] and options.ship:
-            ship(candidate, Path(options.models) / name)
-            row["decision"] = "shipped"
+        row.update(candidate=metrics, current=current)
+        if current and _judge(current) != _judge(metrics):  # only the GPU's preview gets here
+            row["better"] = False
+            row["decision"] = (
+                "not comparable: another evaluator or other faces (compare without --no-evaluate)"
+            )
         else:
-            row["decision"] = "better — ship with --ship" if row["better"] else "kept the shipped model"
+            row["better"] = _better(metrics, current)
+            if row["better"] and options.ship:
+                ship(candidate, shipped)
+                row["decision"] = "shipped"
+            else:
+                row["decision"] = "better — ship with --ship" if row["better"] else "kept the shipped model"
         rows.append(row)
     say(comparison_table(rows))
+    if any(row["decision"] == "shipped" for row in rows):
+        say("fleet-import: look at the grids of each model it shipped at 100% before committing")
     return rows
 
 
@@ -107,12 +129,16 @@ def _export_here(run: Path, out: Path, name: str, data: Path) -> None:
     export_model(run, out, name=name, experimental=True)
 
 
-def _evaluate(model_dir: Path, name: str, options: ImportOptions) -> dict[str, Any]:
+def _evaluate(
+    model_dir: Path, name: str, options: ImportOptions, stage: str = "models", copy_back: bool = True
+) -> dict[str, Any]:
+    """`evaluate --quality-bar` of a copy of `model_dir` (under work/`stage`/), with the newest evaluator
+    of its attribute; `copy_back`: the numbers and grids go into `model_dir` too."""
     from trainer.evaluate import evaluate_model
     from trainer.runs import run_config
 
     # the registry wants the model in a folder of models, named as the model
-    staged = Path(options.work) / "models" / name
+    staged = Path(options.work) / stage / name
     if staged.exists():
         shutil.rmtree(staged)
     shutil.copytree(model_dir, staged)
@@ -126,7 +152,7 @@ def _evaluate(model_dir: Path, name: str, options: ImportOptions) -> dict[str, A
             f"no evaluator run for {attribute} in {options.runs_dir} (scripts/train_bundled.sh classifiers)"
         )
     report = evaluate_model(staged, Path(options.data), evaluators[-1], quality_bar=True, sizes=options.sizes)
-    for file in staged.iterdir():  # the held-out numbers and grids go with the model
+    for file in staged.iterdir() if copy_back else ():  # the held-out numbers and grids go with the model
         shutil.copy2(file, model_dir / file.name)
     return report["metrics"] | {"quality_bar_missed": report.get("quality_bar_missed", [])}
 
@@ -138,8 +164,18 @@ def _current_metrics(model_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()).get("metrics") or None
 
 
+def _judge(metrics: dict[str, Any]) -> tuple[Any, ...]:
+    """Who measured `metrics`, and on how many faces: numbers are comparable only where this is equal."""
+    return (
+        metrics.get("classifier"),
+        metrics.get("classifier_heldout_balanced_accuracy"),
+        metrics.get("heldout_faces"),
+    )
+
+
 def _met(metrics: dict[str, Any]) -> int:
-    return len(QUALITY_BAR) - len(missed_targets(metrics))
+    """Measured targets met (of QUALITY_BAR); the looked-at grid is left out on both sides."""
+    return len(QUALITY_BAR) - len([key for key in missed_targets(metrics) if key != GRID_ARTEFACTS])
 
 
 def _better(candidate: dict[str, Any], current: dict[str, Any] | None) -> bool:
@@ -165,7 +201,11 @@ def ship(candidate: Path, target: Path) -> None:
 
 
 def comparison_table(rows: list[dict[str, Any]]) -> str:
-    head = "| edit | model | targets met | " + " | ".join(label for _, label, _ in COLUMNS) + " | decision |"
+    head = (
+        "| edit | model | measured targets met | "
+        + " | ".join(label for _, label, _ in COLUMNS)
+        + " | decision |"
+    )
     lines = [head, "|---|---|---:|" + "---:|" * len(COLUMNS) + "---|"]
     for row in rows:
         for which in ("current", "candidate"):
@@ -179,7 +219,9 @@ def comparison_table(rows: list[dict[str, Any]]) -> str:
                 continue
             cells = [_cell(metrics.get(key), percent) for key, _, percent in COLUMNS]
             decision = row["decision"] if which == "candidate" else ""
-            label = "shipped" if which == "current" else f"fleet ({row['fleet'].get('steps', '?')} steps)"
+            label = f"fleet ({row['fleet'].get('steps', '?')} steps)"
+            if which == "current":
+                label = "shipped (measured again)" if row.get("remeasured") else "shipped"
             lines.append(
                 f"| {row['edit']} | {label} | {_met(metrics)}/{len(QUALITY_BAR)} | "
                 + " | ".join(cells)

@@ -353,7 +353,12 @@ def _slim_model(folder: Path, out: Path) -> int:
         "batch_size": transform.get("batch_size"),
         "packed_from": f"{folder} ({model.name}, run {transform.get('run')})",
     }
+    if isinstance(transform.get("continued_from"), dict):  # the runs before it, for the manifest's chain
+        config["continued_from"] = transform["continued_from"]
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    # what trained the model, as a run's status says it (export reads it into the next manifest's chain)
+    status = {key: transform.get(key) for key in ("seconds", "device", "world_size")}
+    (out / STATUS_FILE).write_text(json.dumps({"status": "done", "step": steps, **status}, indent=2) + "\n")
     return steps
 
 

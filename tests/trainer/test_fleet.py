@@ -23,10 +23,12 @@ from trainer.bundled_edits import BUNDLED, edit_specs
 from trainer.config import TrainConfig
 from trainer.data import PreparedDataset, to_tensor
 from trainer.evaluate import EvaluationSizes
+from trainer.export import continued_from
 from trainer.fleet import MAX_RESULT_BYTES, MAX_RESULT_FILES, FleetOptions, check_results, run_fleet
 from trainer.fleet_import import ImportOptions, import_results
 from trainer.identity import FaceIdentity
 from trainer.pack import PackError, PackOptions, build_pack, unpack_dataset
+from trainer.quality import GRID_ARTEFACTS
 from trainer.runs import CONFIG_FILE, new_run_folder
 from trainer.stage_base import load_trained
 from trainer.training_loop import training_loop
@@ -199,21 +201,29 @@ def test_fleet_refuses_a_setting_for_an_edit_it_does_not_train(pack: Path, tmp_p
     assert not (tmp_path / "out").exists()  # refused before anything was made
 
 
-def test_fleet_import_measures_compares_and_ships(fleet_results, labelled, tmp_path: Path) -> None:
+def _import_options(
+    fleet_results, labelled, tmp_path: Path, edits: tuple[str, ...], ship: bool = False
+) -> ImportOptions:
+    """`fleet-import` of the CPU fleet's results into tmp_path, at the tests' small evaluation sizes."""
     out, result = fleet_results
     assert result.returncode == 0
     data, runs = labelled
-    models = tmp_path / "models"
-    chosen = ("remove-eyeglasses", "male-to-female")  # a local and a global edit
-    options = ImportOptions(
+    return ImportOptions(
         results=out,
         data=data,
         runs_dir=runs,
-        models=models,
+        models=tmp_path / "models",
         work=tmp_path / "work",
-        edits=chosen,
+        edits=edits,
+        ship=ship,
         sizes=EvaluationSizes(two_sample_steps=5, grid_faces=2, grey_faces=2, already_target=4),
     )
+
+
+def test_fleet_import_measures_compares_and_ships(fleet_results, labelled, tmp_path: Path) -> None:
+    chosen = ("remove-eyeglasses", "male-to-female")  # a local and a global edit
+    options = _import_options(fleet_results, labelled, tmp_path, chosen)
+    models = options.models
     rows = import_results(ImportOptions(**{**options.__dict__, "ship": True}), say=lambda _text: None)
     assert [r["edit"] for r in rows] == sorted(chosen)
     assert all(r["decision"] == "shipped" for r in rows)  # nothing was there: every candidate is better
@@ -230,6 +240,42 @@ def test_fleet_import_measures_compares_and_ships(fleet_results, labelled, tmp_p
     assert "| remove-eyeglasses | shipped |" in printed[-1]
     with pytest.raises(ValueError, match="no edit 'add-beard'"):
         import_results(ImportOptions(**{**options.__dict__, "edits": ("add-beard",)}))
+
+
+def test_fleet_import_compares_by_one_evaluator_and_leaves_the_grid_out(
+    fleet_results, labelled, tmp_path: Path
+) -> None:
+    """A shipped model measured by another evaluator is measured again before the comparison (in a copy:
+    its folder is untouched), and a person's grid count on the shipped model does not make a candidate
+    nobody has looked at better."""
+    options = _import_options(fleet_results, labelled, tmp_path, ("remove-eyeglasses",), ship=True)
+    models = options.models
+    import_results(options, say=lambda _text: None)
+    manifest_path = models / "remove-eyeglasses" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    measured = dict(manifest["metrics"])
+    # as if another machine's evaluator had measured it lower, and a person had counted grid artefacts
+    manifest["metrics"].update(
+        {
+            "classifier": "00099-evaluator-Eyeglasses-classifier",
+            "success_over_blur_points": -99.0,
+            GRID_ARTEFACTS: 3,
+        }
+    )
+    manifest_path.write_text(json.dumps(manifest))
+    before = manifest_path.read_bytes()
+    printed: list[str] = []
+    rows = import_results(options, say=printed.append)
+    assert rows[0]["remeasured"]
+    assert rows[0]["current"]["classifier"] == measured["classifier"]
+    assert rows[0]["current"]["success_over_blur_points"] == measured["success_over_blur_points"]
+    assert rows[0]["current"][GRID_ARTEFACTS] == 3  # what the person counted stays with the shipped model
+    assert rows[0]["decision"] == "kept the shipped model"  # the same model measured the same way: a tie
+    assert manifest_path.read_bytes() == before
+    assert "| remove-eyeglasses | shipped (measured again) |" in printed[-1]
+    preview = import_results(ImportOptions(**{**options.__dict__, "evaluate": False}), say=lambda _text: None)
+    assert preview[0]["decision"].startswith("not comparable")  # the GPU's numbers: other faces
+    assert manifest_path.read_bytes() == before
 
 
 def test_a_pack_continues_an_installed_model(labelled, tmp_path: Path) -> None:
@@ -253,6 +299,10 @@ def test_a_pack_continues_an_installed_model(labelled, tmp_path: Path) -> None:
         "run": str(bundled), "steps": shipped["steps"], "transform_width": 32
     }  # fmt: skip
     init = tmp_path / "pack" / "init" / "male-to-female"
+    chain = continued_from({"stage": "edit", "init_transform": str(init)})["continued_from"]
+    assert chain["steps"] == shipped["steps"]  # the model's own training goes into the next manifest
+    assert (chain["seconds"], chain["device"]) == (shipped["seconds"], shipped["device"])
+    assert chain["continued_from"] == shipped["continued_from"]  # and the runs before it
     editor = load_trained(init, "editor_ema", "transform_width", kind="editor").eval()
     x = np.random.default_rng(3).uniform(-1, 1, (1, 3, 128, 128)).astype(np.float32)
     session = ort.InferenceSession(str(bundled / "transform.onnx"), providers=["CPUExecutionProvider"])
