@@ -9,13 +9,14 @@
 #   scripts/train_bundled.sh resume NAME STEPS [OPTIONS]  # continue it to STEPS with changed options
 #   scripts/train_bundled.sh export NAME        # export + evaluate into resources/models/NAME
 #
-# Bundled from this script on the CPU: old-to-young. Remove eyeglasses is a warm start on the synthetic
+# Old-to-young: 8,000 steps from this script on the CPU (`edit old-to-young 8000`), then 2,150 on a lent
+# GPU from the installed model (scripts/gpu_two_fleets.sh, fleet a; `fleet-import --ship`). Remove eyeglasses is a warm start on the synthetic
 # pairs alone (docs/ABLATION.md, "Taking drawn rims off"), then the adversarial stage held by a teacher
 # (docs/ABLATION.md, "Keeping glasses-free faces as they are", with its command sequence). Open mouth, close mouth and male → female
 # started on a lent GPU (`pack` / `fleet`, trainer/bundled_edits.py) and the two mouth editors were then
 # cleaned on the CPU in rounds held by a teacher: their command sequences are in docs/TRAINING.md
-# section 4 and docs/ABLATION.md. `export NAME` replaces resources/models/NAME, so export any of those
-# four from this script only to replace it on purpose.
+# section 4 and docs/ABLATION.md. `export NAME` replaces resources/models/NAME, so export any of the
+# bundled edits from this script only to replace it on purpose.
 #
 # Each edit run uses one thread (`--threads 1`): on the 2-core development machine the five edits were
 # trained side by side. Environment: RUNS (default runs), DATA (default data/wild), T (the trainer).
