@@ -41,6 +41,14 @@ run_named() {  # the newest run folder whose name ends with $1 (empty if none)
   ls -d "$RUNS"/*-"$1" 2>/dev/null | tail -n 1 || true
 }
 
+CARRIED=trainer/classifiers  # the guides and evaluators the repository carries (trainer/classifier_store.py)
+
+classifier() {  # KIND ATTRIBUTE: the newest finished run of that kind here, else the carried one
+  local kind=$1 attribute=$2 run
+  if [[ $kind == guide ]]; then run=$(run_named "classify-guide-$attribute"); else run=$(run_named "evaluator-$attribute-classifier"); fi
+  if finished "$run"; then echo "$run"; elif [[ -f "$CARRIED/$kind-$attribute/checkpoints/latest.pt" ]]; then echo "$CARRIED/$kind-$attribute"; else echo "$run"; fi
+}
+
 finished() {  # a run folder whose status says done
   [[ -n "$1" && -f "$1/status.json" ]] && grep -q '"status": "done"' "$1/status.json"
 }
@@ -62,18 +70,21 @@ case "${1:-}" in
     [[ -f "$DATA/prepare.json" ]] || "$T" prepare ../shared/data/celeba-wild "$DATA" --layout celeba
     ;;
   classifiers)
+    # the repository carries a guide (trained on a lent GPU) and an evaluator (this recipe) for each
+    # attribute (2026-11-30: docs/TRAINING.md section 5); only what it lacks is trained here
     for A in Eyeglasses Mouth_Slightly_Open Male Young; do
+      [[ -f "$CARRIED/guide-$A/checkpoints/latest.pt" ]] && { echo "carried: $CARRIED/guide-$A"; continue; }
       train_or_resume "classify-guide-$A" 1500 --stage classify --data "$DATA" --attribute "$A" \
         --direction add --name "guide-$A" --discriminator-width 16 --batch-size 32 --threads 1 \
         --checkpoint-every 500 --sample-every 500
     done
-    # the evaluators (the independent judges of `evaluate`), one thread each. The cards' judges on the
-    # machine of 2026-11-29: 600 steps each (Young 78.4% held-out balanced accuracy), Male 1,500 (run 00034:
-    # 95.6%; at 600 steps the same recipe swung between 71% and 91% from one checkpoint to the next). A
-    # judge retrained elsewhere is another judge: `fleet-import` measures a shipped model again when its
-    # card names another evaluator (docs/TRAINING.md section 5)
+    # the evaluators (the independent judges of `evaluate`), one thread each, for what the repository
+    # does not carry. The carried judges are this recipe's (docs/TRAINING.md section 5): 600 steps each,
+    # Male 1,500 (at 600 it swung between 71% and 91% from one checkpoint to the next). A judge retrained
+    # elsewhere is another judge: `fleet-import` measures a shipped model again when its card names another
     declare -A EVALUATOR_STEPS=([Eyeglasses]=600 [Mouth_Slightly_Open]=600 [Male]=1500 [Young]=600)
     for A in Eyeglasses Mouth_Slightly_Open Male Young; do
+      [[ -f "$CARRIED/evaluator-$A/checkpoints/latest.pt" ]] && { echo "carried: $CARRIED/evaluator-$A"; continue; }
       finished "$(run_named "evaluator-$A-classifier")" || OMP_NUM_THREADS=1 "$T" classifier --data "$DATA" \
         --attribute "$A" --steps "${EVALUATOR_STEPS[$A]}" --classifier-width 16 --runs-dir "$RUNS" -q
     done
@@ -88,7 +99,7 @@ case "${1:-}" in
     weight_args=(); [[ $region == "-" ]] && weight_args=(--edit-weight 0.5 --colour-weight 3)
     train_or_resume "edit-$name" "$steps" --stage edit --data "$DATA" --name "$name" \
       --attribute "$attribute" --direction "$direction" "${region_args[@]}" "${pair_args[@]}" "${weight_args[@]}" \
-      --attribute-classifier "$(run_named "classify-guide-$attribute")" \
+      --attribute-classifier "$(classifier guide "$attribute")" \
       --dev-fraction 0.05 --transform-width 16 --discriminator-width 32 --batch-size 8 --lr 2e-4 \
       --gan-loss hinge --identity-weight 1 --embedding-weight 1 --ema-decay 0.995 \
       --augment colour,translation,cutout \
@@ -102,7 +113,7 @@ case "${1:-}" in
     name=$2
     read -r attribute direction region <<<"${EDITS[$name]}"
     "$T" export "$(run_named "edit-$name")" --out "resources/models/$name"
-    "$T" evaluate "resources/models/$name" --data "$DATA" --classifier "$(run_named "evaluator-$attribute-classifier")" \
+    "$T" evaluate "resources/models/$name" --data "$DATA" --classifier "$(classifier evaluator "$attribute")" \
       --quality-bar
     ;;
   *)

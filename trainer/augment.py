@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from trainer.losses import gaussian_blur
+
 
 def colour(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Random brightness (±0.5), saturation (×0..2) and contrast (×0.5..1.5), as in DiffAugment."""
@@ -56,8 +58,27 @@ def cutout(x: torch.Tensor, ratio: float = 0.25, generator: torch.Generator | No
     return x * (~inside).unsqueeze(1).to(x.dtype)
 
 
+def blur(
+    x: torch.Tensor,
+    sigma_max: float = 3.0,
+    probability: float = 0.5,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """A Gaussian blur of random σ (up to `sigma_max` px at 128 px, scaled with the crop) on about
+    `probability` of the images. For classifiers (the evaluators and guides), not D: a soft photo keeps its
+    glasses and its open mouth. Trained without it, the GPU's evaluators of 2026-11-30 called 81% of the
+    blurred glasses faces glasses-free and 83% of the blurred open mouths closed (the blur control of
+    trainer.measures blurs by σ 2 at 128 px), so the blur control said nothing and a smear passed."""
+    n, _, _, w = x.shape
+    chosen = torch.rand(n, generator=generator) < probability
+    sigma = (0.3 + torch.rand(n, generator=generator) * (sigma_max - 0.3)) * w / 128.0
+    blurred = gaussian_blur(x, sigma.to(x.device))
+    return torch.where(chosen.to(x.device)[:, None, None, None], blurred, x)
+
+
 #: The policies by name, in the order they are applied.
 AUGMENTATIONS: dict[str, Callable[..., torch.Tensor]] = {
+    "blur": blur,
     "colour": colour,
     "translation": translation,
     "cutout": cutout,

@@ -112,6 +112,11 @@ def _parser() -> argparse.ArgumentParser:
     classifier.add_argument("--classifier-width", type=int, default=32)
     classifier.add_argument("--runs-dir", default="runs")
     classifier.add_argument("--device", default="auto")
+    classifier.add_argument(
+        "--augment",
+        default="",
+        help="augmentations of both classes, e.g. blur (a soft photo keeps its attribute)",
+    )
     classifier.add_argument("--dry-run", action="store_true")
     classifier.add_argument("-q", "--quiet", action="store_true")
     classifier.set_defaults(handler=_run_classifier)
@@ -160,7 +165,14 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--data", type=Path, required=True, help="the prepared dataset (its held-out split)"
     )
-    evaluate.add_argument("--classifier", type=Path, required=True, metavar="RUN", help="an 'evaluator' run")
+    evaluate.add_argument(
+        "--classifier",
+        type=Path,
+        metavar="RUN",
+        help="an 'evaluator' run (default: the newest of the model's attribute in --runs-dir, else the one "
+        "the repository carries in trainer/classifiers)",
+    )
+    evaluate.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where to look for evaluators")
     evaluate.add_argument(
         "--limit", type=int, default=500, help="at most this many faces to edit (and real target faces)"
     )
@@ -446,6 +458,7 @@ def _run_classifier(options: argparse.Namespace) -> int:
         runs_dir=options.runs_dir,
         device=options.device,
         lr=3e-4,
+        augment=options.augment,
         sample_every=max(options.steps // 5, 1),
         checkpoint_every=max(options.steps // 5, 1),
         name=f"{options.attribute}-classifier",
@@ -530,10 +543,11 @@ def _run_evaluate(options: argparse.Namespace) -> int:
     sizes = EvaluationSizes(
         **{name: getattr(options, name) for name in names if getattr(options, name) is not None}
     )
+    classifier = options.classifier or _default_evaluator(options.model, options.runs_dir)
     report = evaluate_model(
         options.model,
         options.data,
-        options.classifier,
+        classifier,
         update_manifest=not options.no_manifest,
         quality_bar=options.quality_bar,
         split=options.split,
@@ -543,6 +557,22 @@ def _run_evaluate(options: argparse.Namespace) -> int:
     for warning in report.get("warnings", []):
         print(f"diat-studio-train: WARNING: {warning}", file=sys.stderr)
     return EXIT_OK
+
+
+def _default_evaluator(model: Path, runs_dir: Path) -> Path:
+    from trainer.classifier_store import find_classifier
+
+    try:
+        attribute = json.loads((Path(model) / "manifest.json").read_text())["attribute"]
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(f"{model} is not an exported model (its manifest.json: {error})") from error
+    found = find_classifier(runs_dir, "evaluator", attribute)
+    if found is None:
+        raise ValueError(
+            f"no evaluator for {attribute} in {runs_dir} nor carried in trainer/classifiers: "
+            "pass --classifier (train one with `diat-studio-train classifier`)"
+        )
+    return found
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from trainer.bundled_edits import EditSpec
+from trainer.fleet_classifiers import CLASSIFIERS_FILE, ClassifierPlan, train_classifiers
 from trainer.pack import IDENTITY_FILE, load_pack, pack_edits, unpack_dataset
 
 FLEET_FILE = "fleet.json"
@@ -68,6 +69,8 @@ class FleetOptions:
     edit_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     """TrainConfig fields for one edit each ({edit: {field: value}}), over `overrides`: a component tried on
     one edit while the others go on as before."""
+    classifiers: ClassifierPlan = field(default_factory=ClassifierPlan)
+    """How the guides and evaluators are trained first, where the pack carries none."""
 
 
 def run_fleet(options: FleetOptions, say: Callable[[str], None] = print) -> dict[str, Any]:
@@ -82,10 +85,10 @@ def run_fleet(options: FleetOptions, say: Callable[[str], None] = print) -> dict
             f"--set for {', '.join(unknown)}: not an edit this fleet trains "
             f"({', '.join(spec.name for spec in specs)})"
         )
-    if len(specs) > MAX_RESULT_FILES - 1:
-        raise ValueError(
-            f"at most {MAX_RESULT_FILES - 1} edits: the results must fit in {MAX_RESULT_FILES} files"
-        )
+    on_device = bool(manifest.get("classifiers_on_device"))
+    room = MAX_RESULT_FILES - 1 - on_device  # fleet.json (and classifiers.tar.gz)
+    if len(specs) > room:
+        raise ValueError(f"at most {room} edits: the results must fit in {MAX_RESULT_FILES} files")
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(options.work) if options.work else Path(tempfile.mkdtemp(prefix="diat-fleet-"))
@@ -104,9 +107,29 @@ def run_fleet(options: FleetOptions, say: Callable[[str], None] = print) -> dict
     dataset = unpack_dataset(pack, work / "dataset", workers=min(cores, 16))
     summary["unpack_seconds"] = round(time.time() - started, 1)
 
+    attributes = sorted({spec.attribute for spec in specs})
+    if on_device:
+        found = train_classifiers(
+            attributes, dataset, work, out, options.classifiers, options.device, max(1, cores // 8), say
+        )
+        summary["classifiers_file"] = CLASSIFIERS_FILE
+        summary["classifiers_seconds"] = round(time.time() - started - summary["unpack_seconds"], 1)
+        guides, evaluators = found["guide"], found["evaluator"]
+    else:
+        guides = {a: pack / "runs" / f"guide-{a}" for a in attributes}
+        evaluators = {a: pack / "runs" / f"evaluator-{a}" for a in attributes}
     continued = manifest.get("continue", {})
     runs = {
-        spec.name: _new_run(spec, options, pack, continued.get(spec.name), dataset, work / "runs", threads)
+        spec.name: _new_run(
+            spec,
+            options,
+            pack,
+            continued.get(spec.name),
+            dataset,
+            work / "runs",
+            threads,
+            guides[spec.attribute],
+        )
         for spec in specs
     }
     deadline = time.time() + 60 * options.minutes
@@ -125,13 +148,22 @@ def run_fleet(options: FleetOptions, say: Callable[[str], None] = print) -> dict
         stop.set()
         for process in processes.values():
             process.join()
-    summary["training_seconds"] = round(time.time() - started - summary["unpack_seconds"], 1)
+    summary["training_seconds"] = round(
+        time.time() - started - summary["unpack_seconds"] - summary.get("classifiers_seconds", 0), 1
+    )
 
     models = work / "models"
     with ProcessPoolExecutor(len(specs), mp_context=context) as pool:
         futures = {
             pool.submit(
-                _finish_edit, spec.to_dict(), str(runs[spec.name]), str(models), str(pack), options, threads
+                _finish_edit,
+                spec.to_dict(),
+                str(runs[spec.name]),
+                str(models),
+                str(pack),
+                str(evaluators[spec.attribute]),
+                options,
+                threads,
             ): spec.name
             for spec in specs
             if processes[spec.name].exitcode == 0
@@ -183,15 +215,20 @@ def _new_run(
     dataset: Path,
     runs_dir: Path,
     threads: int,
+    guide: Path,
 ) -> Path:
     from trainer.config import TrainConfig
     from trainer.runs import CONFIG_FILE, new_run_folder
 
     fields = spec.config_fields()
     width = options.transform_width
+    discriminator_width = options.discriminator_width
     if continued:  # a second session: this edit goes on from the packed editor, at that editor's width
         fields["init_transform"] = str(pack / "init" / spec.name)
         width = int(continued["transform_width"])
+        if "discriminator_width" in continued:  # and against the D that knows it (an earlier fleet's)
+            fields["init_discriminator"] = str(pack / "init" / spec.name)
+            discriminator_width = int(continued["discriminator_width"])
     config = TrainConfig(
         **{
             **fields,
@@ -201,9 +238,9 @@ def _new_run(
             "batch_size": options.batch_size,
             "lr": options.lr,
             "transform_width": width,
-            "discriminator_width": options.discriminator_width,
+            "discriminator_width": discriminator_width,
             "ema_decay": options.ema_decay,
-            "attribute_classifier": str(pack / "runs" / f"guide-{spec.attribute}"),
+            "attribute_classifier": str(guide),
             "identity_weights": str(pack / IDENTITY_FILE),
             "device": options.device,
             "threads": threads,
@@ -299,7 +336,13 @@ def _clock(seconds: float) -> str:
 
 
 def _finish_edit(
-    spec: dict[str, Any], run: str, models: str, pack: str, options: FleetOptions, threads: int
+    spec: dict[str, Any],
+    run: str,
+    models: str,
+    pack: str,
+    evaluator: str,
+    options: FleetOptions,
+    threads: int,
 ) -> str:
     """Export the edit's weight average and evaluate it on the pack's held-out faces (no dlib)."""
     from trainer.evaluate import EvaluationSizes, evaluate_model
@@ -311,7 +354,7 @@ def _finish_edit(
     evaluate_model(
         model_dir,
         Path(run_config_data(Path(run))),
-        Path(pack) / "runs" / f"evaluator-{spec['attribute']}",
+        Path(evaluator),
         quality_bar=True,
         sizes=EvaluationSizes(
             limit=options.evaluate_faces,
@@ -378,8 +421,8 @@ def _rate(run: Path, status: dict[str, Any]) -> float | None:
 
 
 def _slim_checkpoint(run: Path) -> Path | None:
-    """The edit's editor and its weight average alone (float16): enough to continue it with
-    `--init-transform` on the CPU side, at a sixth of the full checkpoint."""
+    """The edit's editor, its weight average and its discriminators (float16, no optimiser state): enough
+    to continue it with `--init-transform` and `--init-discriminator` (or `pack --continue`)."""
     from trainer.runs import CHECKPOINT
 
     path = run / CHECKPOINT
@@ -389,7 +432,7 @@ def _slim_checkpoint(run: Path) -> Path | None:
     networks = {
         name: {k: (v.half() if torch.is_floating_point(v) else v) for k, v in net.items()}
         for name, net in state["networks"].items()
-        if name in ("editor", "editor_ema")
+        if name in ("editor", "editor_ema", "discriminator", "region_discriminator")
     }
     slim = run / "slim-checkpoint.pt"
     torch.save({"networks": networks, "step": state.get("step")}, slim)
@@ -423,7 +466,12 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _write_summary(out: Path, summary: dict[str, Any], started: float) -> dict[str, Any]:
     summary["wall_seconds"] = round(time.time() - started, 1)
-    summary["files"] = [*sorted(entry["file"] for entry in summary["edits"].values()), FLEET_FILE]
+    classifiers = [summary["classifiers_file"]] if "classifiers_file" in summary else []
+    summary["files"] = [
+        *sorted(entry["file"] for entry in summary["edits"].values()),
+        *classifiers,
+        FLEET_FILE,
+    ]
     temp = out / f".{FLEET_FILE}.part"
     temp.write_text(json.dumps(summary, indent=2) + "\n")
     os.replace(temp, out / FLEET_FILE)

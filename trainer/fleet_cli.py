@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from trainer.fleet_classifiers import ClassifierPlan
+
 #: The training minutes `make gpu-pack` plans for: 15 minutes of device time in all, of which start-up
 #: takes a few, unpacking, export and evaluation about two.
 PLANNED_MINUTES = 6.0
@@ -52,6 +54,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--heldout-faces", type=int, default=300, help="held-out faces that travel (default 300)"
     )
     pack.add_argument("--max-train-faces", type=int, default=0, help="0 (default): every training face")
+    pack.add_argument(
+        "--classifiers-on-device",
+        action="store_true",
+        help="carry no guides or evaluators: the fleet trains them first and brings them back",
+    )
     pack.add_argument("--force", action="store_true", help="replace an existing pack")
     pack.add_argument("--no-budget", action="store_true", help="skip the 64 MiB travel check (tests)")
     pack.set_defaults(handler=_run_pack)
@@ -71,6 +78,19 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     fleet.add_argument("--evaluate-faces", type=int, default=300)
     fleet.add_argument("--two-sample-steps", type=int, default=200)
     fleet.add_argument("--threads", type=int, default=0, help="CPU threads per edit (0: shared out)")
+    plan = ClassifierPlan()
+    fleet.add_argument(
+        "--guide-steps",
+        type=int,
+        default=plan.guide_steps,
+        help=f"where the pack carries no classifiers: each guide's steps (default {plan.guide_steps})",
+    )
+    fleet.add_argument("--evaluator-steps", type=int, default=plan.evaluator_steps)
+    fleet.add_argument("--classifier-batch-size", type=int, default=plan.batch_size)
+    fleet.add_argument("--classifier-minutes", type=float, default=plan.minutes)
+    fleet.add_argument(
+        "--classifier-augment", default=plan.augment, help=f"their augmentation (default {plan.augment!r})"
+    )
     fleet.add_argument(
         "--set",
         action="append",
@@ -91,6 +111,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     fleet_import.add_argument("--work", type=Path, default=Path("build/fleet-import"))
     fleet_import.add_argument("--edits", help="comma-separated subset of the results' edits")
     fleet_import.add_argument("--ship", action="store_true", help="replace the shipped models that lose")
+    fleet_import.add_argument(
+        "--install-classifiers",
+        nargs="?",
+        const="",
+        metavar="NAMES",
+        help="carry the guides and evaluators the fleet trained in trainer/classifiers (they judge next); "
+        "optionally only some, e.g. guide-Male,evaluator-Male",
+    )
     fleet_import.add_argument(
         "--no-evaluate",
         action="store_true",
@@ -128,6 +156,7 @@ def _run_pack(options: argparse.Namespace) -> int:
             guides=_pairs(options.guide, "--guide"),
             evaluators=_pairs(options.evaluator, "--evaluator"),
             continue_from=_pairs(options.continue_from, "--continue", "EDIT"),
+            classifiers_on_device=options.classifiers_on_device,
             force=options.force,
             check_budget=not options.no_budget,
         )
@@ -187,6 +216,13 @@ def _run_fleet(options: argparse.Namespace) -> int:
             threads=options.threads,
             overrides=overrides,
             edit_overrides=edit_overrides,
+            classifiers=ClassifierPlan(
+                guide_steps=options.guide_steps,
+                evaluator_steps=options.evaluator_steps,
+                batch_size=options.classifier_batch_size,
+                minutes=options.classifier_minutes,
+                augment=options.classifier_augment,
+            ),
         ),
         say=lambda text: print(text, flush=True),
     )
@@ -219,6 +255,8 @@ def _run_fleet_import(options: argparse.Namespace) -> int:
             ship=options.ship,
             edits=_names(options.edits),
             evaluate=not options.no_evaluate,
+            install_classifiers=options.install_classifiers is not None,
+            chosen_classifiers=_names(options.install_classifiers),
         )
     )
     return 0

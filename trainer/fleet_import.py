@@ -48,6 +48,14 @@ class ImportOptions:
     """False: compare the metrics the fleet measured on the GPU (a preview on fewer faces)."""
     sizes: Any = None
     """trainer.evaluate.EvaluationSizes (default: the sizes of the shipped models' numbers)."""
+    install_classifiers: bool = False
+    """The guides and evaluators the fleet trained (`pack --classifiers-on-device`) replace the ones the
+    repository carries, before anything is measured: the candidates and the shipped models are then judged
+    by the new evaluators (each shipped model is measured again)."""
+    chosen_classifiers: tuple[str, ...] = ()
+    """Only these of them (`guide-Male`, `evaluator-Young`, …); default: every one."""
+    classifiers_root: Path | None = None
+    """Where the carried classifiers are (default: trainer.classifier_store.CLASSIFIERS_DIR; tests)."""
 
 
 def import_results(options: ImportOptions, say: Any = print) -> list[dict[str, Any]]:
@@ -61,6 +69,8 @@ def import_results(options: ImportOptions, say: Any = print) -> list[dict[str, A
         raise ValueError(
             f"the results have no edit {unknown[0]!r} (they have: {', '.join(summary['edits'])})"
         )
+    if summary.get("classifiers_file"):
+        _import_classifiers(Path(options.results) / summary["classifiers_file"], options, say)
     for name, entry in sorted(summary["edits"].items()):
         if options.edits and name not in options.edits:
             continue
@@ -119,6 +129,30 @@ def _unpack(archive: Path, work: Path, name: str) -> Path:
     return work / name
 
 
+def _import_classifiers(archive: Path, options: ImportOptions, say: Any) -> None:
+    """Unpack the fleet's classifiers under work/classifiers; with `install_classifiers`, carry them."""
+    from trainer.classifier_store import KINDS, heldout_accuracy, install
+
+    work = Path(options.work)
+    work.mkdir(parents=True, exist_ok=True)
+    if (work / "classifiers").exists():
+        shutil.rmtree(work / "classifiers")
+    with tarfile.open(archive) as tar:
+        tar.extractall(work, filter="data")
+    for folder in sorted((work / "classifiers").iterdir()):
+        kind, _, attribute = folder.name.partition("-")
+        if kind not in KINDS:
+            continue
+        accuracy = heldout_accuracy(folder)
+        shown = "—" if accuracy is None else f"{100 * accuracy:.1f}% on the pack's held-out faces"
+        chosen = not options.chosen_classifiers or folder.name in options.chosen_classifiers
+        if options.install_classifiers and chosen:
+            target = install(folder, kind, attribute, options.classifiers_root)
+            say(f"fleet-import: {kind} {attribute} ({shown}) installed in {target}")
+        else:
+            say(f"fleet-import: {kind} {attribute} ({shown}) in {folder} (--install-classifiers carries it)")
+
+
 def _export_here(run: Path, out: Path, name: str, data: Path) -> None:
     from trainer.export import export_model
     from trainer.runs import CONFIG_FILE
@@ -134,8 +168,8 @@ def _evaluate(
 ) -> dict[str, Any]:
     """`evaluate --quality-bar` of a copy of `model_dir` (under work/`stage`/), with the newest evaluator
     of its attribute; `copy_back`: the numbers and grids go into `model_dir` too."""
+    from trainer.classifier_store import find_classifier
     from trainer.evaluate import evaluate_model
-    from trainer.runs import run_config
 
     # the registry wants the model in a folder of models, named as the model
     staged = Path(options.work) / stage / name
@@ -143,15 +177,13 @@ def _evaluate(
         shutil.rmtree(staged)
     shutil.copytree(model_dir, staged)
     attribute = json.loads((staged / "manifest.json").read_text())["attribute"]
-    evaluators = sorted(
-        Path(options.runs_dir).glob(f"[0-9][0-9][0-9][0-9][0-9]-evaluator-{attribute}-classifier")
-    )
-    evaluators = [e for e in evaluators if run_config(e).get("stage") == "evaluator"]
-    if not evaluators:
+    evaluator = find_classifier(Path(options.runs_dir), "evaluator", attribute, options.classifiers_root)
+    if evaluator is None:
         raise ValueError(
-            f"no evaluator run for {attribute} in {options.runs_dir} (scripts/train_bundled.sh classifiers)"
+            f"no evaluator for {attribute} in {options.runs_dir} nor carried by the repository "
+            "(scripts/train_bundled.sh classifiers)"
         )
-    report = evaluate_model(staged, Path(options.data), evaluators[-1], quality_bar=True, sizes=options.sizes)
+    report = evaluate_model(staged, Path(options.data), evaluator, quality_bar=True, sizes=options.sizes)
     for file in staged.iterdir() if copy_back else ():  # the held-out numbers and grids go with the model
         shutil.copy2(file, model_dir / file.name)
     return report["metrics"] | {"quality_bar_missed": report.get("quality_bar_missed", [])}

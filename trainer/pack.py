@@ -40,6 +40,7 @@ import torch
 from PIL import Image
 
 from trainer.bundled_edits import EditSpec, edit_specs
+from trainer.classifier_store import CLASSIFIERS_DIR, KINDS, find_classifier
 from trainer.data import PreparedDataset
 from trainer.model_import import ModelImportError, editor_state, is_model_folder, read_model_editor
 from trainer.runs import CHECKPOINT, CONFIG_FILE, LOG_FILE, STATUS_FILE, JsonlLog, RunError, run_config
@@ -51,6 +52,8 @@ IDENTITY_FILE = "identity.pt"
 TRAVEL_BUDGET = 64 * 2**20
 #: Room kept free in that budget for files the repository gains before the run.
 TRAVEL_MARGIN = 2 * 2**20
+#: An edit run's discriminators, carried beside its editor by `--continue`.
+DISCRIMINATORS = ("discriminator", "region_discriminator")
 
 
 class PackError(ValueError):
@@ -78,6 +81,11 @@ class PackOptions:
     float16, in `init/<edit>/`) instead of from the identity — a second GPU session goes on where the
     first stopped (the run folders `fleet-import` unpacks, or a CPU run of the same width). The run may
     also be an installed model's folder (resources/models/<edit>: what a fresh checkout has)."""
+    classifiers_root: Path | None = None
+    """Where the repository's classifiers are (default: trainer.classifier_store.CLASSIFIERS_DIR; tests)."""
+    classifiers_on_device: bool = False
+    """No guides or evaluators travel: the fleet trains them first on the lent machine (a minute or two on
+    a GPU against two CPU hours here) and brings them back (`classifiers.tar.gz`)."""
     force: bool = False
     check_budget: bool = True
 
@@ -92,10 +100,14 @@ def build_pack(options: PackOptions) -> dict[str, Any]:
         raise PackError(
             f"{options.data} has no {missing[0]!r} labels (the edits need {', '.join(attributes)})"
         )
-    guides = _runs(options.runs_dir, attributes, dict(options.guides), "classify", "{}-classify-guide-{}")
-    evaluators = _runs(
-        options.runs_dir, attributes, dict(options.evaluators), "evaluator", "{}-evaluator-{}-classifier"
-    )
+    on_device = options.classifiers_on_device
+    found = {
+        kind: {}
+        if on_device
+        else _runs(options.runs_dir, attributes, dict(given), kind, options.classifiers_root)
+        for kind, given in (("guide", options.guides), ("evaluator", options.evaluators))
+    }
+    guides, evaluators = found["guide"], found["evaluator"]
     continued = _continued_runs(options.continue_from, specs)
     out = Path(options.out)
     if out.exists() and not options.force:
@@ -111,13 +123,13 @@ def build_pack(options: PackOptions) -> dict[str, Any]:
         from trainer.identity import save_identity_weights  # dlib: here, on the CPU side only
 
         save_identity_weights(temp / IDENTITY_FILE, [dataset.template])
-        for attribute in attributes:
-            _slim_run(guides[attribute], temp / "runs" / f"guide-{attribute}", "discriminator")
-            _slim_run(evaluators[attribute], temp / "runs" / f"evaluator-{attribute}", "classifier")
+        for attribute in attributes if not on_device else ():
+            slim_run(guides[attribute], temp / "runs" / f"guide-{attribute}", "discriminator")
+            slim_run(evaluators[attribute], temp / "runs" / f"evaluator-{attribute}", "classifier")
         steps = {
             name: _slim_model(run, temp / "init" / name)
             if is_model_folder(run)
-            else _slim_run(run, temp / "init" / name, "editor_ema")
+            else slim_run(run, temp / "init" / name, "editor_ema", DISCRIMINATORS)
             for name, run in continued.items()
         }
         manifest = {
@@ -128,10 +140,16 @@ def build_pack(options: PackOptions) -> dict[str, Any]:
             "crop_size": dataset.size,
             "encoding": f"WebP quality {options.quality} (lossy, 4:2:0)",
             "traded": _traded(info, options),
-            "guides": {a: str(guides[a]) for a in attributes},
-            "evaluators": {a: str(evaluators[a]) for a in attributes},
+            "guides": {a: str(guides[a]) for a in guides},
+            "evaluators": {a: str(evaluators[a]) for a in evaluators},
+            "classifiers_on_device": on_device,
             "continue": {
-                name: {"run": str(run), "steps": steps[name], "transform_width": _width(run)}
+                name: {
+                    "run": str(run),
+                    "steps": steps[name],
+                    "transform_width": _width(run),
+                    **_discriminator_width(temp / "init" / name),
+                }
                 for name, run in continued.items()
             },
         }
@@ -196,22 +214,24 @@ def unpack_dataset(pack: Path, out: Path, workers: int = 8) -> Path:
 
 
 def _runs(
-    runs_dir: Path, attributes: list[str], given: dict[str, Path], stage: str, pattern: str
+    runs_dir: Path, attributes: list[str], given: dict[str, Path], kind: str, root: Path | None = None
 ) -> dict[str, Path]:
-    """The classifier run of each attribute: given, or the newest finished one named by `pattern`."""
+    """The classifier run of each attribute: given, else the newest finished one in `runs_dir`, else the
+    one the repository carries (trainer.classifier_store)."""
+    stage = KINDS[kind][0]
     found: dict[str, Path] = {}
     for attribute in attributes:
         if attribute in given:
             run = Path(given[attribute])
         else:
-            candidates = sorted(Path(runs_dir).glob(pattern.format("[0-9]" * 5, attribute)))
-            finished = [c for c in candidates if _finished(c)]
-            if not finished:
+            chosen = find_classifier(runs_dir, kind, attribute, root)
+            if chosen is None:
                 raise PackError(
-                    f"no finished {pattern.format('NNNNN', attribute)} run in {runs_dir}: "
-                    "train it first (scripts/train_bundled.sh classifiers)"
+                    f"no finished {KINDS[kind][2].format('NNNNN', attribute)} run in {runs_dir} and none "
+                    f"carried in {root or CLASSIFIERS_DIR}: train it first "
+                    "(scripts/train_bundled.sh classifiers), or pack with --classifiers-on-device"
                 )
-            run = finished[-1]
+            run = chosen
         config = run_config(run)
         if config.get("stage") != stage or config.get("attribute") != attribute:
             raise PackError(
@@ -222,13 +242,6 @@ def _runs(
             raise PackError(f"{run} has no checkpoint")
         found[attribute] = run
     return found
-
-
-def _finished(run: Path) -> bool:
-    try:
-        return json.loads((run / STATUS_FILE).read_text()).get("status") == "done"
-    except (OSError, ValueError):
-        return False
 
 
 def _chosen_rows(
@@ -328,6 +341,14 @@ def _continued_runs(given: tuple[tuple[str, Path], ...], specs: list[EditSpec]) 
     return runs
 
 
+def _discriminator_width(init: Path) -> dict[str, int]:
+    """{"discriminator_width": W} where the packed editor came with its D (a fleet run's), else {}."""
+    networks = torch.load(init / CHECKPOINT, map_location="cpu", weights_only=False)["networks"]
+    if "discriminator" not in networks:
+        return {}
+    return {"discriminator_width": int(run_config(init)["discriminator_width"])}
+
+
 def _width(run: Path) -> int:
     if is_model_folder(run):
         return read_model_editor(run).transform_width
@@ -335,7 +356,7 @@ def _width(run: Path) -> int:
 
 
 def _slim_model(folder: Path, out: Path) -> int:
-    """An installed model as the slim run `_slim_run` writes (its editor from the ONNX file as
+    """An installed model as the slim run `slim_run` writes (its editor from the ONNX file as
     "editor_ema"; a config with what `load_trained` and the fleet read); returns the steps of the run that
     trained the model."""
     model = read_model_editor(folder)
@@ -362,18 +383,25 @@ def _slim_model(folder: Path, out: Path) -> int:
     return steps
 
 
-def _slim_run(run: Path, out: Path, network: str) -> int:
-    """A run reduced to what `load_trained` and `evaluate` read: its config, the one network (float16) and
-    the last held-out record of its log (the evaluator's accuracy); returns the checkpoint's step."""
+def slim_run(run: Path, out: Path, network: str, carried: tuple[str, ...] = (), half: bool = True) -> int:
+    """A run reduced to what `load_trained` and `evaluate` read: its config, the one network (float16
+    unless `half` is False: a judge the repository carries keeps its exact weights) and the last held-out
+    record of its log (the evaluator's accuracy); returns the checkpoint's step. `carried`: more networks
+    that travel where the run has them (an edit's D and region D, so that the fleet goes on against the D
+    that knows the editor instead of a fresh one)."""
     checkpoint = torch.load(run / CHECKPOINT, map_location="cpu", weights_only=False)
     networks = checkpoint.get("networks", {})
     if network == "editor_ema" and network not in networks:  # a run trained without the average
         network = "editor"
     if network not in networks:
         raise RunError(f"{run} has no network '{network}'")
-    state = {k: (v.half() if torch.is_floating_point(v) else v) for k, v in networks[network].items()}
+    kept = {network: networks[network], **{name: networks[name] for name in carried if name in networks}}
+    slim = {
+        name: {k: (v.half() if half and torch.is_floating_point(v) else v) for k, v in state.items()}
+        for name, state in kept.items()
+    }
     (out / "checkpoints").mkdir(parents=True)
-    torch.save({"networks": {network: state}, "step": checkpoint.get("step")}, out / CHECKPOINT)
+    torch.save({"networks": slim, "step": checkpoint.get("step")}, out / CHECKPOINT)
     config = run_config(run)
     config["packed_from"] = str(run)
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from diat_studio.core.regions import RegionKind
+from trainer.augment import DiffAugment
 from trainer.data import BatchSampler, PreparedDataset, to_uint8
 from trainer.edit_stage import EditStage
 from trainer.identity import SAME_PERSON_DISTANCE
@@ -175,6 +176,9 @@ class ClassifyStage(Stage):
         half = max(self.config.batch_size // 2, 1)
         self.positives = self.sampler("positives", attribute_rows(self, 1), batch_size=half)
         self.negatives = self.sampler("negatives", attribute_rows(self, 0), batch_size=half)
+        # `--augment blur` (trainer.augment.blur): both classes alike, so that softness says nothing
+        policies = self.config.augment_policies
+        self.augment = DiffAugment(policies, seed=self.config.seed * 7 + self.dist.rank) if policies else None
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         output = self.model(x)
@@ -185,6 +189,8 @@ class ClassifyStage(Stage):
             [self.to_device(self.positives.next())["image"], self.to_device(self.negatives.next())["image"]]
         )
         labels = torch.cat([torch.ones(len(x) // 2), torch.zeros(len(x) - len(x) // 2)]).to(self.device)
+        if self.augment is not None:
+            x = self.augment(x)
         with self.autocast():
             logits = self.logits(x).float()
             loss = F.binary_cross_entropy_with_logits(logits, labels)

@@ -114,3 +114,20 @@ def evaluator(tmp_path_factory: pytest.TempPathFactory, dataset_dir: Path) -> Pa
     tiny = ["--batch-size", "8", "--classifier-width", "4", "--runs-dir", str(runs), "-q"]
     assert main([*arguments, *tiny]) == EXIT_OK
     return max(runs.iterdir())
+
+
+def classifier_run(data: Path, runs: Path, stage: str, attribute: str, name: str) -> Path:
+    """A finished tiny `classify` (guide) or `evaluator` run of 2 steps on the CPU."""
+    from trainer.config import TrainConfig
+    from trainer.runs import CONFIG_FILE, new_run_folder
+    from trainer.training_loop import training_loop
+
+    config = TrainConfig(
+        stage=stage, data=str(data), attribute=attribute, steps=2, batch_size=4, classifier_width=4,
+        discriminator_width=4, runs_dir=str(runs), device="cpu", sample_every=2, checkpoint_every=2,
+        threads=1, name=name,
+    )  # fmt: skip
+    run = new_run_folder(runs, stage, name)
+    (run / CONFIG_FILE).write_text(config.to_json())
+    assert training_loop(config, run)["status"] == "done"
+    return run

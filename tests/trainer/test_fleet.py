@@ -19,8 +19,8 @@ import torch
 
 from diat_studio.core.inference import Device, load_attribute_model
 from diat_studio.core.registry import ModelRegistry
+from tests.trainer.conftest import classifier_run
 from trainer.bundled_edits import BUNDLED, edit_specs
-from trainer.config import TrainConfig
 from trainer.data import PreparedDataset, to_tensor
 from trainer.evaluate import EvaluationSizes
 from trainer.export import continued_from
@@ -29,9 +29,7 @@ from trainer.fleet_import import ImportOptions, import_results
 from trainer.identity import FaceIdentity
 from trainer.pack import PackError, PackOptions, build_pack, unpack_dataset
 from trainer.quality import GRID_ARTEFACTS
-from trainer.runs import CONFIG_FILE, new_run_folder
 from trainer.stage_base import load_trained
-from trainer.training_loop import training_loop
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 EXTRA_ATTRIBUTES = ("Mouth_Slightly_Open", "Male", "Young")
@@ -53,18 +51,6 @@ def _labelled_copy(dataset_dir: Path, out: Path) -> Path:
     return out
 
 
-def _classifier_run(data: Path, runs: Path, stage: str, attribute: str, name: str) -> Path:
-    config = TrainConfig(
-        stage=stage, data=str(data), attribute=attribute, steps=2, batch_size=4, classifier_width=4,
-        discriminator_width=4, runs_dir=str(runs), device="cpu", sample_every=2, checkpoint_every=2,
-        threads=1, name=name,
-    )  # fmt: skip
-    run = new_run_folder(runs, stage, name)
-    (run / CONFIG_FILE).write_text(config.to_json())
-    assert training_loop(config, run)["status"] == "done"
-    return run
-
-
 @pytest.fixture(scope="module")
 def labelled(tmp_path_factory: pytest.TempPathFactory, dataset_dir: Path) -> tuple[Path, Path]:
     """(the labelled dataset, a runs folder with a guide and an evaluator run for every attribute)."""
@@ -72,8 +58,8 @@ def labelled(tmp_path_factory: pytest.TempPathFactory, dataset_dir: Path) -> tup
     data = _labelled_copy(dataset_dir, root / "data")
     runs = root / "runs"
     for attribute in ("Eyeglasses", *EXTRA_ATTRIBUTES):
-        _classifier_run(data, runs, "classify", attribute, f"guide-{attribute}")
-        _classifier_run(data, runs, "evaluator", attribute, f"{attribute}-classifier")
+        classifier_run(data, runs, "classify", attribute, f"guide-{attribute}")
+        classifier_run(data, runs, "evaluator", attribute, f"{attribute}-classifier")
     return data, runs
 
 
@@ -123,8 +109,15 @@ def test_pack_refuses_bad_requests(labelled, tmp_path: Path) -> None:
     data, runs = labelled
     with pytest.raises(ValueError, match="unknown edit 'add-beard'"):
         build_pack(PackOptions(data=data, out=tmp_path / "p", runs_dir=runs, edits=("add-beard",)))
-    with pytest.raises(PackError, match="no finished"):
-        build_pack(PackOptions(data=data, out=tmp_path / "p", runs_dir=tmp_path / "no-runs"))
+    with pytest.raises(PackError, match=r"no finished .* and none carried"):
+        build_pack(
+            PackOptions(
+                data=data,
+                out=tmp_path / "p",
+                runs_dir=tmp_path / "no-runs",
+                classifiers_root=tmp_path / "none",
+            )
+        )
     (tmp_path / "exists").mkdir()
     with pytest.raises(PackError, match="--force"):
         build_pack(PackOptions(data=data, out=tmp_path / "exists", runs_dir=runs, check_budget=False))
@@ -338,11 +331,16 @@ def test_a_second_session_continues_an_edit_from_the_first(fleet_results, labell
     assert set(manifest["continue"]) == {"male-to-female"}
     assert manifest["continue"]["male-to-female"]["steps"] >= 1
     assert manifest["continue"]["male-to-female"]["transform_width"] == 4
+    assert manifest["continue"]["male-to-female"]["discriminator_width"] == 4  # its D came back with it
     packed = torch.load(pack / "init" / "male-to-female" / "checkpoints" / "latest.pt", weights_only=False)
-    average = torch.load(first / "checkpoints" / "latest.pt", weights_only=False)["networks"]["editor_ema"]
-    assert set(packed["networks"]) == {"editor_ema"}
-    for key, value in average.items():
-        assert torch.equal(packed["networks"]["editor_ema"][key], value.half())
+    networks = torch.load(first / "checkpoints" / "latest.pt", weights_only=False)["networks"]
+    assert set(networks) == {"editor", "editor_ema", "discriminator"}  # the fleet's slim checkpoint
+    assert set(packed["networks"]) == {"editor_ema", "discriminator"}
+    for name in ("editor_ema", "discriminator"):
+        for key, value in networks[name].items():
+            assert torch.equal(
+                packed["networks"][name][key], value.half() if value.is_floating_point() else value
+            )
 
     for wrong, message in (
         (("old-to-young", first), "not one of the packed edits"),
@@ -367,6 +365,7 @@ def test_a_second_session_continues_an_edit_from_the_first(fleet_results, labell
     assert "continued_from" not in edits["open-mouth"]
     config = json.loads(next((tmp_path / "work" / "runs").glob("*male-to-female*/config.json")).read_text())
     assert config["init_transform"] == str(pack / "init" / "male-to-female")
+    assert config["init_discriminator"] == str(pack / "init" / "male-to-female")  # against the D it met
     # the exported model's manifest counts both sessions (the card shows them as two rows)
     with tarfile.open(second / "male-to-female.tar.gz") as archive:
         archive.extractall(tmp_path / "back", filter="data")
@@ -374,3 +373,74 @@ def test_a_second_session_continues_an_edit_from_the_first(fleet_results, labell
     earlier = model["training"]["transform"]["continued_from"]
     assert earlier["run"] == str(first)
     assert earlier["steps"] == manifest["continue"]["male-to-female"]["steps"]
+
+
+def test_a_fleet_trains_the_classifiers_its_pack_lacks_and_fleet_import_carries_them(
+    labelled, tmp_path: Path
+) -> None:
+    """`pack --classifiers-on-device` carries no guides or evaluators; the fleet trains them first, its
+    edits train with the new guide and are judged by the new evaluator, and they come back in
+    classifiers.tar.gz; `fleet-import --install-classifiers` carries them, and they judge the import."""
+    data, _ = labelled
+    pack = tmp_path / "pack"
+    manifest = build_pack(
+        PackOptions(
+            data=data,
+            out=pack,
+            runs_dir=tmp_path / "no-runs",
+            edits=("male-to-female",),
+            heldout_faces=4,
+            classifiers_on_device=True,
+            check_budget=False,
+        )
+    )
+    assert manifest["classifiers_on_device"] and manifest["guides"] == manifest["evaluators"] == {}
+    assert not (pack / "runs").exists()
+    out, work = tmp_path / "out", tmp_path / "work"
+    command = [
+        sys.executable, "-m", "trainer.cli", "fleet", str(pack), "--minutes", "0.05",
+        "--out", str(out), "--work", str(work), "--device", "cpu",
+        "--batch-size", "2", "--transform-width", "4", "--discriminator-width", "4",
+        "--evaluate-faces", "4", "--two-sample-steps", "2",
+        "--guide-steps", "3", "--evaluator-steps", "2", "--classifier-batch-size", "4",
+        "--classifier-augment", "blur",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=REPOSITORY)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "fleet: evaluator Male: held-out balanced accuracy" in done.stdout
+    summary = json.loads((out / "fleet.json").read_text())
+    assert sorted(summary["files"]) == ["classifiers.tar.gz", "fleet.json", "male-to-female.tar.gz"]
+    assert check_results(out) == []
+    config = json.loads(next((work / "runs").glob("*male-to-female*/config.json")).read_text())
+    assert config["attribute_classifier"] == str(work / "classifiers" / "guide-Male")
+    guide = json.loads((work / "classifiers" / "guide-Male" / "status.json").read_text())
+    assert guide["step"] == 3 and guide["status"] == "done"
+    guide_config = json.loads((work / "classifiers" / "guide-Male" / "config.json").read_text())
+    assert (guide_config["stage"], guide_config["augment"]) == ("classify", "blur")  # the plan's recipe
+    with tarfile.open(out / "male-to-female.tar.gz") as archive:
+        archive.extractall(tmp_path / "back", filter="data")
+    metrics = json.loads((tmp_path / "back" / "male-to-female" / "model" / "manifest.json").read_text())
+    assert metrics["metrics"]["classifier"] == "evaluator-Male"  # judged on the GPU by the new evaluator
+
+    root = tmp_path / "carried"
+    options = ImportOptions(
+        results=out,
+        data=data,
+        runs_dir=tmp_path / "no-runs",
+        models=tmp_path / "models",
+        work=tmp_path / "import",
+        install_classifiers=True,
+        classifiers_root=root,
+        sizes=EvaluationSizes(two_sample_steps=5, grid_faces=2, grey_faces=2, already_target=4),
+    )
+    printed: list[str] = []
+    rows = import_results(options, say=printed.append)
+    assert sorted(p.name for p in root.iterdir()) == ["evaluator-Male", "guide-Male"]
+    only = tmp_path / "only-the-guide"
+    chosen = {"classifiers_root": only, "chosen_classifiers": ("guide-Male",), "evaluate": False}
+    import_results(ImportOptions(**{**options.__dict__, **chosen}), say=lambda _text: None)
+    assert sorted(p.name for p in only.iterdir()) == ["guide-Male"]
+    assert any("evaluator Male" in line and "installed in" in line for line in printed)
+    assert rows[0]["candidate"]["classifier"] == "evaluator-Male"  # measured here by the carried judge
+    assert rows[0]["decision"] == "better — ship with --ship"

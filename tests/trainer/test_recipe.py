@@ -11,7 +11,7 @@ from torch import nn
 
 from diat_studio.core.alignment import CanonicalTemplate
 from diat_studio.core.regions import Polygon, RegionKind
-from trainer.augment import DiffAugment, colour, cutout, translation
+from trainer.augment import DiffAugment, blur, colour, cutout, translation
 from trainer.data import inner_mouth_masks, lip_ring_masks, region_masks, to_tensor
 from trainer.edit_stage import region_patches
 from trainer.ema import WeightAverage
@@ -507,6 +507,23 @@ def test_colour_augmentation_changes_statistics_per_sample() -> None:
     out = colour(x, torch.Generator().manual_seed(0))
     means = (out - x).mean(dim=(1, 2, 3))
     assert means.std() > 0.05
+
+
+def test_blur_augmentation_softens_some_faces_and_leaves_the_others_exactly() -> None:
+    """trainer.augment.blur (for classifiers): about half the faces lose their fine detail, the others are
+    untouched, and the mean colour of every face stays."""
+    x = faces(64)
+    out = blur(x, sigma_max=3.0, probability=0.5, generator=torch.Generator().manual_seed(0))
+    same = (out == x).flatten(1).all(dim=1)
+    assert 16 < int(same.sum()) < 48
+    detail = lambda t: (t[..., 1:] - t[..., :-1]).abs().mean(dim=(1, 2, 3))  # noqa: E731
+    assert (detail(out)[~same] <= detail(x)[~same]).all()
+    assert detail(out)[~same].mean() < 0.5 * detail(x)[~same].mean()
+    assert torch.allclose(out.mean(dim=(1, 2, 3)), x.mean(dim=(1, 2, 3)), atol=0.02)
+    assert torch.equal(blur(x, probability=0.0), x)
+    with pytest.raises(ValueError, match="unknown augmentation 'sharpen'"):
+        DiffAugment(["blur", "sharpen"])
+    assert DiffAugment(["colour", "blur"]).policies == ["blur", "colour"]  # blur first, then colour
 
 
 # -- the weight average --------------------------------------------------------------------------------------
