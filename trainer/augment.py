@@ -68,7 +68,9 @@ def blur(
     `probability` of the images. For classifiers (the evaluators and guides), not D: a soft photo keeps its
     glasses and its open mouth. Trained without it, the GPU's evaluators of 2026-11-30 called 81% of the
     blurred glasses faces glasses-free and 83% of the blurred open mouths closed (the blur control of
-    trainer.measures blurs by σ 2 at 128 px), so the blur control said nothing and a smear passed."""
+    trainer.measures blurs by σ 2 at 128 px), so the blur control said nothing and a smear passed. Trained
+    with it, a judge is strict where a blur erases the change (a slightly opened mouth: the shipped open
+    mouth read 59% against the carried judge's 82%), so the carried judges do without it."""
     n, _, _, w = x.shape
     chosen = torch.rand(n, generator=generator) < probability
     sigma = (0.3 + torch.rand(n, generator=generator) * (sigma_max - 0.3)) * w / 128.0

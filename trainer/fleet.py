@@ -5,7 +5,10 @@ its own run folder under `work/runs`), all stopped cleanly at the same wall-cloc
 exported (ONNX + manifest), evaluated on the pack's held-out faces (dlib-free: the identity network
 comes from the pack) with the quality bar, and packed into `DIR/<edit>.tar.gz` as soon as it is done, with
 `DIR/fleet.json` rewritten after each — so that a run cut short still leaves what was finished. The
-results are at most 8 files of at most 16 MiB (one per edit + fleet.json), what the lent machine returns.
+results are at most 8 files of at most 16 MiB (one per edit + fleet.json, + classifiers.tar.gz where the
+pack carried no classifiers and the fleet trained them first: trainer/fleet_classifiers.py), what the lent
+machine returns. Each edit's tar holds its editor, weight average and discriminators (float16), so that
+`pack --continue` can carry the next session on against the same D.
 
 Nothing here imports dlib or Qt (tests/trainer/test_fleet.py runs it with both made unimportable).
 """

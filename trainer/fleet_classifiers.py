@@ -34,7 +34,8 @@ class ClassifierPlan:
     """The CPU's recipe (scripts/train_bundled.sh classifiers) by default. The first on-device classifiers
     (2026-11-30: 4,000 evaluator steps at batch 64) were stronger on real faces and badly fooled by blur:
     their Eyeglasses and Mouth_Slightly_Open evaluators called 81% / 83% of the blur control's faces edited
-    (the CPU recipe's: 12% / 17%), a judge a smear passes (docs/ABLATION.md, "A fourth GPU session")."""
+    (the CPU recipe's, on two machines: 12-14% / 17-37%), a judge a smear passes (docs/ABLATION.md, "A
+    fourth GPU session")."""
 
     guide_steps: int = 1500
     evaluator_steps: int = 600

@@ -166,8 +166,9 @@ def _export_here(run: Path, out: Path, name: str, data: Path) -> None:
 def _evaluate(
     model_dir: Path, name: str, options: ImportOptions, stage: str = "models", copy_back: bool = True
 ) -> dict[str, Any]:
-    """`evaluate --quality-bar` of a copy of `model_dir` (under work/`stage`/), with the newest evaluator
-    of its attribute; `copy_back`: the numbers and grids go into `model_dir` too."""
+    """`evaluate --quality-bar` of a copy of `model_dir` (under work/`stage`/), with its attribute's newest
+    evaluator run in `runs_dir`, else the carried one; `copy_back`: the numbers and grids go into
+    `model_dir` too."""
     from trainer.classifier_store import find_classifier
     from trainer.evaluate import evaluate_model
 

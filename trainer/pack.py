@@ -419,7 +419,12 @@ def _traded(info: dict[str, Any], options: PackOptions) -> str:
         f"instead of raw pixels; {info['heldout']} of {info['heldout_in_source']} held-out faces "
         "(stratified: the evaluation on the GPU is a preview; fleet-import measures on all of them); "
         + (f"{left_out} training faces left out; " if left_out else "every training face; ")
-        + "the identity network in float16; classifiers as their networks only, in float16"
+        + "the identity network in float16; "
+        + (
+            "no classifiers (the fleet trains them on the device)"
+            if options.classifiers_on_device
+            else "classifiers as their networks only, in float16"
+        )
     )
 
 

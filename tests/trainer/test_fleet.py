@@ -395,6 +395,7 @@ def test_a_fleet_trains_the_classifiers_its_pack_lacks_and_fleet_import_carries_
         )
     )
     assert manifest["classifiers_on_device"] and manifest["guides"] == manifest["evaluators"] == {}
+    assert "no classifiers (the fleet trains them on the device)" in manifest["traded"]
     assert not (pack / "runs").exists()
     out, work = tmp_path / "out", tmp_path / "work"
     command = [
