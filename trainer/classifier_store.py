@@ -53,6 +53,7 @@ def find_classifier(runs_dir: Path, kind: str, attribute: str, root: Path | None
 
 
 def heldout_accuracy(run: Path) -> float | None:
+    """The last held-out balanced accuracy a classifier run logged (None if it logged none)."""
     records = [r["heldout"] for r in JsonlLog(Path(run) / LOG_FILE).read() if "heldout" in r]
     return records[-1].get("heldout_balanced_accuracy") if records else None
 

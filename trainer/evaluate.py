@@ -567,10 +567,9 @@ def _detail(image: np.ndarray, inside: np.ndarray) -> float:
 
 def classifier_accuracy_of(run: Path) -> float | None:
     """The last held-out balanced accuracy a classifier run logged (None if it logged none)."""
-    from trainer.runs import JsonlLog
+    from trainer.classifier_store import heldout_accuracy
 
-    records = [r["heldout"] for r in JsonlLog(run / "log.jsonl").read() if "heldout" in r]
-    return records[-1].get("heldout_balanced_accuracy") if records else None
+    return heldout_accuracy(run)
 
 
 def _evaluator_warnings(metrics: dict[str, Any]) -> list[str]:

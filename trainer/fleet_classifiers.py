@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import signal
 import tarfile
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +91,8 @@ def train_classifiers(
     say: Callable[[str], None] = print,
 ) -> dict[str, dict[str, Path]]:
     """Train, slim and pack every attribute's guide and evaluator; {kind: {attribute: slim run}}."""
-    from trainer.classifier_store import heldout_accuracy
+    from trainer.classifier_store import KINDS, heldout_accuracy
+    from trainer.fleet import _error, _train_edit  # the edits' training process serves the classifiers too
     from trainer.pack import slim_run
     from trainer.runs import CONFIG_FILE, new_run_folder
 
@@ -107,8 +106,11 @@ def train_classifiers(
             runs[(kind, attribute)] = run
     deadline = time.time() + 60 * plan.minutes
     context = mp.get_context("spawn")
+    never = context.Event()  # the deadline alone stops them
     processes = {
-        key: context.Process(target=_train, args=(str(run), deadline, threads), name=f"{key[0]}-{key[1]}")
+        key: context.Process(
+            target=_train_edit, args=(str(run), deadline, never, threads), name=f"{key[0]}-{key[1]}"
+        )
         for key, run in runs.items()
     }
     say(f"fleet: training {len(processes)} classifiers first ({plan.minutes:g} min at most)…")
@@ -125,8 +127,7 @@ def train_classifiers(
     found: dict[str, dict[str, Path]] = {"guide": {}, "evaluator": {}}
     for (kind, attribute), run in runs.items():
         slim = slim_dir / f"{kind}-{attribute}"
-        network = "discriminator" if kind == "guide" else "classifier"
-        slim_run(run, slim, network)
+        slim_run(run, slim, KINDS[kind][1])
         found[kind][attribute] = slim
         accuracy = heldout_accuracy(slim)
         shown = "—" if accuracy is None else f"{100 * accuracy:.1f}%"
@@ -138,29 +139,3 @@ def train_classifiers(
     os.replace(temp, out / CLASSIFIERS_FILE)
     say(f"fleet: classifiers trained in {time.time() - started:.0f} s")
     return found
-
-
-def _train(run: str, deadline: float, threads: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    run_dir = Path(run)
-    try:
-        import torch
-
-        from trainer.config import TrainConfig
-        from trainer.runs import CONFIG_FILE
-        from trainer.training_loop import training_loop
-
-        torch.set_num_threads(threads)
-        if torch.cuda.is_available():
-            torch.backends.cudnn.benchmark = True
-        training_loop(
-            TrainConfig.load(run_dir / CONFIG_FILE), run_dir, should_abort=lambda: time.time() >= deadline
-        )
-    except BaseException:
-        (run_dir / "error.txt").write_text(traceback.format_exc())
-        raise
-
-
-def _error(run: Path) -> str:
-    path = run / "error.txt"
-    return path.read_text() if path.is_file() else "ended without a result"

@@ -100,14 +100,12 @@ def build_pack(options: PackOptions) -> dict[str, Any]:
         raise PackError(
             f"{options.data} has no {missing[0]!r} labels (the edits need {', '.join(attributes)})"
         )
-    on_device = options.classifiers_on_device
-    found = {
-        kind: {}
-        if on_device
-        else _runs(options.runs_dir, attributes, dict(given), kind, options.classifiers_root)
-        for kind, given in (("guide", options.guides), ("evaluator", options.evaluators))
-    }
-    guides, evaluators = found["guide"], found["evaluator"]
+    guides: dict[str, Path] = {}
+    evaluators: dict[str, Path] = {}
+    if not options.classifiers_on_device:  # else the fleet trains them on the device
+        root = options.classifiers_root
+        guides = _runs(options.runs_dir, attributes, dict(options.guides), "guide", root)
+        evaluators = _runs(options.runs_dir, attributes, dict(options.evaluators), "evaluator", root)
     continued = _continued_runs(options.continue_from, specs)
     out = Path(options.out)
     if out.exists() and not options.force:
@@ -123,7 +121,7 @@ def build_pack(options: PackOptions) -> dict[str, Any]:
         from trainer.identity import save_identity_weights  # dlib: here, on the CPU side only
 
         save_identity_weights(temp / IDENTITY_FILE, [dataset.template])
-        for attribute in attributes if not on_device else ():
+        for attribute in guides:
             slim_run(guides[attribute], temp / "runs" / f"guide-{attribute}", "discriminator")
             slim_run(evaluators[attribute], temp / "runs" / f"evaluator-{attribute}", "classifier")
         steps = {
@@ -142,7 +140,7 @@ def build_pack(options: PackOptions) -> dict[str, Any]:
             "traded": _traded(info, options),
             "guides": {a: str(guides[a]) for a in guides},
             "evaluators": {a: str(evaluators[a]) for a in evaluators},
-            "classifiers_on_device": on_device,
+            "classifiers_on_device": options.classifiers_on_device,
             "continue": {
                 name: {
                     "run": str(run),
